@@ -1,0 +1,28 @@
+#ifndef FCVM_BASE_FILE_H_
+#define FCVM_BASE_FILE_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace fcvm {
+
+// Replaces `path` with `contents` so that every reader, and the file after a
+// crash or power loss, sees either the old or the new contents, never a mix:
+// writes a temporary file in the same directory, fsyncs it, renames it over
+// `path` and fsyncs the directory. On error nothing is left behind and the old
+// file is untouched.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents,
+                                 mode_t mode = 0644);
+
+// The whole contents of the file at `path`.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+}  // namespace fcvm
+
+#endif  // FCVM_BASE_FILE_H_

@@ -1,0 +1,87 @@
+"""Run a binary built for another CPU under QEMU user-mode emulation.
+
+`qemu_user_test` builds `binary` (any executable, typically a cc_test) for
+`platform` with a configuration transition, fully statically linked, checks
+that the result really is an ELF for that CPU, and runs it under
+qemu-<cpu>-static. So one `bazel test //...` on an x86_64 machine also runs our
+code compiled by the aarch64 cross toolchain.
+"""
+
+def _cross_transition_impl(settings, attr):
+    return {
+        "//command_line_option:platforms": str(attr.platform),
+        # Link everything statically: the emulated binary then needs no
+        # target-architecture loader or libraries at run time.
+        "//command_line_option:dynamic_mode": "off",
+        "//command_line_option:features": ["fully_static_link"],
+    }
+
+_cross_transition = transition(
+    implementation = _cross_transition_impl,
+    inputs = [],
+    outputs = [
+        "//command_line_option:platforms",
+        "//command_line_option:dynamic_mode",
+        "//command_line_option:features",
+    ],
+)
+
+# `file -b` describes an ELF of each CPU with these words.
+_FILE_MACHINE = {
+    "aarch64": "ARM aarch64",
+    "x86_64": "x86-64",
+}
+
+def _qemu_user_test_impl(ctx):
+    target = ctx.attr.binary
+    if type(target) == "list":
+        target = target[0]
+    binary = target[DefaultInfo].files_to_run.executable
+    script = ctx.actions.declare_file(ctx.label.name + ".sh")
+    ctx.actions.expand_template(
+        template = ctx.file._runner,
+        output = script,
+        substitutions = {
+            "@@BINARY@@": binary.short_path,
+            "@@CPU@@": ctx.attr.cpu,
+            "@@FILE_MACHINE@@": _FILE_MACHINE[ctx.attr.cpu],
+        },
+        is_executable = True,
+    )
+    runfiles = ctx.runfiles(files = [binary])
+    runfiles = runfiles.merge(target[DefaultInfo].default_runfiles)
+    return [DefaultInfo(executable = script, runfiles = runfiles)]
+
+qemu_user_test = rule(
+    implementation = _qemu_user_test_impl,
+    test = True,
+    attrs = {
+        "binary": attr.label(
+            mandatory = True,
+            executable = True,
+            cfg = _cross_transition,
+        ),
+        "cpu": attr.string(
+            mandatory = True,
+            values = _FILE_MACHINE.keys(),
+        ),
+        "platform": attr.label(mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+        "_runner": attr.label(
+            default = "//platforms:qemu_user_test.sh.tpl",
+            allow_single_file = True,
+        ),
+    },
+)
+
+def aarch64_test(name, binary, **kwargs):
+    """`binary` built for linux_aarch64 and run under qemu-aarch64-static."""
+    qemu_user_test(
+        name = name,
+        binary = binary,
+        cpu = "aarch64",
+        platform = "//platforms:linux_aarch64",
+        **kwargs
+    )
