@@ -63,14 +63,14 @@ struct Voidify {
 #define FCVM_LOG_ERROR ::fcvm::LogSeverity::kError
 #define FCVM_LOG_FATAL ::fcvm::LogSeverity::kFatal
 
-#define LOG(severity)                                           \
-  ::fcvm::logging_internal::LogMessage(__FILE__, __LINE__,      \
-                                       FCVM_LOG_##severity)     \
+#define LOG(severity)                                       \
+  ::fcvm::logging_internal::LogMessage(__FILE__, __LINE__,  \
+                                       FCVM_LOG_##severity) \
       .stream()
 
-#define CHECK(condition)                                              \
-  (condition) ? (void)0                                               \
-              : ::fcvm::logging_internal::Voidify() &                 \
+#define CHECK(condition)                              \
+  (condition) ? (void)0                               \
+              : ::fcvm::logging_internal::Voidify() & \
                     LOG(FATAL) << "Check failed: " #condition " "
 
 #endif  // FCVM_BASE_LOGGING_H_

@@ -60,8 +60,7 @@ TEST_F(LoggingTest, PassingCheckLogsNothingAndEvaluatesOnce) {
 
 TEST(LoggingDeathTest, FailedCheckAbortsWithCondition) {
   int x = 2;
-  EXPECT_DEATH(CHECK(x == 3) << "x was " << x,
-               "Check failed: x == 3 x was 2");
+  EXPECT_DEATH(CHECK(x == 3) << "x was " << x, "Check failed: x == 3 x was 2");
 }
 
 TEST(LoggingDeathTest, FatalAborts) {

@@ -50,23 +50,23 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
 
 // Evaluates `expr` (an absl::Status or absl::StatusOr<T>) and returns its
 // status from the enclosing function if it is not OK.
-#define RETURN_IF_ERROR(expr)                                              \
-  do {                                                                     \
-    const auto& fcvm_status_ = (expr);                                     \
-    if (!::fcvm::status_internal::GetStatus(fcvm_status_).ok()) {          \
-      return ::fcvm::status_internal::GetStatus(fcvm_status_);             \
-    }                                                                      \
+#define RETURN_IF_ERROR(expr)                                     \
+  do {                                                            \
+    const auto& fcvm_status_ = (expr);                            \
+    if (!::fcvm::status_internal::GetStatus(fcvm_status_).ok()) { \
+      return ::fcvm::status_internal::GetStatus(fcvm_status_);    \
+    }                                                             \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from
 // the enclosing function, else moves the value into `lhs`, which may be a
 // declaration: ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDONLY));
-#define ASSIGN_OR_RETURN(lhs, rexpr)                                        \
-  FCVM_ASSIGN_OR_RETURN_IMPL_(                                              \
-      FCVM_STATUS_CONCAT_(fcvm_statusor_, __LINE__), lhs, rexpr)
+#define ASSIGN_OR_RETURN(lhs, rexpr)                                         \
+  FCVM_ASSIGN_OR_RETURN_IMPL_(FCVM_STATUS_CONCAT_(fcvm_statusor_, __LINE__), \
+                              lhs, rexpr)
 
-#define FCVM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                                \
+#define FCVM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)  \
+  auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

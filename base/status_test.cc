@@ -22,8 +22,7 @@ TEST(ErrnoStatusTest, MapsCodeAndMessage) {
 TEST(ErrnoStatusTest, PermissionAndExistence) {
   EXPECT_EQ(ErrnoStatus(EACCES, "x").code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(ErrnoStatus(EEXIST, "x").code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ErrnoStatus(EEXIST, "x").code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ErrnoStatus(EINVAL, "x").code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -76,7 +75,8 @@ absl::Status UsesReturnIfError(bool fail, int* reached) {
 
 TEST(ReturnIfErrorTest, ReturnsErrorAndSkipsRest) {
   int reached = 0;
-  EXPECT_EQ(UsesReturnIfError(true, &reached), absl::InvalidArgumentError("bad"));
+  EXPECT_EQ(UsesReturnIfError(true, &reached),
+            absl::InvalidArgumentError("bad"));
   EXPECT_EQ(reached, 0);
   EXPECT_TRUE(UsesReturnIfError(false, &reached).ok());
   EXPECT_EQ(reached, 1);

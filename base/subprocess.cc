@@ -61,8 +61,7 @@ absl::StatusOr<std::string> ResolveProgram(const std::string& program,
                                ? path_env
                                : "/usr/local/bin:/usr/bin:/bin";
   for (absl::string_view dir : absl::StrSplit(path, ':')) {
-    std::string candidate =
-        absl::StrCat(dir.empty() ? "." : dir, "/", program);
+    std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", program);
     struct stat st;
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
@@ -88,10 +87,9 @@ int PollTimeoutMs(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
   absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(
-      std::min<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(
-                            left, absl::Milliseconds(1))),
-                        1 << 30));
+  return static_cast<int>(std::min<int64_t>(
+      absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+      1 << 30));
 }
 
 absl::Status SetNonBlocking(int fd) {
@@ -111,8 +109,7 @@ absl::Status ConnectStream(StdioMode mode, int child_fd, bool child_reads,
       return absl::OkStatus();
     case StdioMode::kNull: {
       int err = posix_spawn_file_actions_addopen(
-          actions, child_fd, "/dev/null", child_reads ? O_RDONLY : O_WRONLY,
-          0);
+          actions, child_fd, "/dev/null", child_reads ? O_RDONLY : O_WRONLY, 0);
       if (err != 0) return ErrnoStatus(err, "spawn: open /dev/null");
       return absl::OkStatus();
     }
@@ -121,8 +118,8 @@ absl::Status ConnectStream(StdioMode mode, int child_fd, bool child_reads,
       *parent_end = child_reads ? std::move(pipe.write) : std::move(pipe.read);
       *child_end = child_reads ? std::move(pipe.read) : std::move(pipe.write);
       // dup2 in the child clears O_CLOEXEC on the copy.
-      int err = posix_spawn_file_actions_adddup2(actions, child_end->get(),
-                                                 child_fd);
+      int err =
+          posix_spawn_file_actions_adddup2(actions, child_end->get(), child_fd);
       if (err != 0) return ErrnoStatus(err, "spawn: dup2");
       return absl::OkStatus();
     }
@@ -186,17 +183,17 @@ absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
       ConnectStream(options.stdin_mode, STDIN_FILENO, /*child_reads=*/true,
                     &actions, &child.stdin_, &child_in),
       context));
-  RETURN_IF_ERROR(Annotate(
-      ConnectStream(options.stdout_mode, STDOUT_FILENO, false, &actions,
-                    &child.stdout_, &child_out),
-      context));
-  RETURN_IF_ERROR(Annotate(
-      ConnectStream(options.stderr_mode, STDERR_FILENO, false, &actions,
-                    &child.stderr_, &child_err),
-      context));
+  RETURN_IF_ERROR(
+      Annotate(ConnectStream(options.stdout_mode, STDOUT_FILENO, false,
+                             &actions, &child.stdout_, &child_out),
+               context));
+  RETURN_IF_ERROR(
+      Annotate(ConnectStream(options.stderr_mode, STDERR_FILENO, false,
+                             &actions, &child.stderr_, &child_err),
+               context));
   if (!options.working_dir.empty()) {
-    int err = posix_spawn_file_actions_addchdir_np(
-        &actions, options.working_dir.c_str());
+    int err = posix_spawn_file_actions_addchdir_np(&actions,
+                                                   options.working_dir.c_str());
     if (err != 0) return ErrnoStatus(err, context);
   }
   // Nothing but stdio crosses into the child, whatever the parent forgot to
@@ -226,8 +223,8 @@ absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
 
   pid_t pid;
   // glibc's posix_spawn reports exec failures (EACCES, ENOEXEC) here.
-  int err = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(),
-                        env);
+  int err =
+      posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), env);
   if (err != 0) return ErrnoStatus(err, context);
   child.pid_ = pid;
   if (options.new_process_group) {
@@ -322,8 +319,8 @@ absl::Status Subprocess::Signal(int signal) {
     return absl::FailedPreconditionError(
         absl::StrCat("signal '", name_, "': process has exited"));
   }
-  int rc = group_ ? ::kill(-pid_, signal)
-                  : PidfdSendSignal(pidfd_.get(), signal);
+  int rc =
+      group_ ? ::kill(-pid_, signal) : PidfdSendSignal(pidfd_.get(), signal);
   if (rc != 0) {
     return ErrnoStatus(absl::StrCat("signal '", name_, "' (pid ", pid_, ")"));
   }
@@ -361,9 +358,9 @@ absl::StatusOr<Subprocess::Output> Subprocess::Communicate(
     }
     if (n == 0) {
       KillAndReap();
-      return absl::DeadlineExceededError(absl::StrCat(
-          "'", name_, "' did not finish within ", absl::FormatDuration(timeout),
-          "; killed"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("'", name_, "' did not finish within ",
+                       absl::FormatDuration(timeout), "; killed"));
     }
     for (int i = 0; i < count; ++i) {
       if (fds[i].revents == 0) continue;
@@ -394,9 +391,9 @@ absl::StatusOr<Subprocess::Output> Subprocess::Communicate(
   if (!exit.ok()) {
     if (absl::IsDeadlineExceeded(exit.status())) {
       KillAndReap();
-      return absl::DeadlineExceededError(absl::StrCat(
-          "'", name_, "' did not finish within ", absl::FormatDuration(timeout),
-          "; killed"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("'", name_, "' did not finish within ",
+                       absl::FormatDuration(timeout), "; killed"));
     }
     return exit.status();
   }

@@ -120,9 +120,9 @@ class Subprocess {
 // Runs a program to completion with its stdout and stderr captured (stdin
 // from `input`). OK only if it exits 0 within `timeout`; otherwise the error
 // says how it ended and quotes the end of its stderr.
-absl::StatusOr<Subprocess::Output> RunCommand(
-    SubprocessOptions options, absl::Duration timeout,
-    absl::string_view input = "");
+absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
+                                              absl::Duration timeout,
+                                              absl::string_view input = "");
 
 }  // namespace fcvm
 

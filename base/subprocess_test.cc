@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -70,8 +70,8 @@ TEST(RunCommandTest, NonZeroExitIsErrorWithStderrTail) {
 }
 
 TEST(RunCommandTest, MissingProgramIsNotFound) {
-  absl::StatusOr<Subprocess::Output> out = RunCommand(
-      {.argv = {"fcvm-no-such-program"}}, absl::Seconds(30));
+  absl::StatusOr<Subprocess::Output> out =
+      RunCommand({.argv = {"fcvm-no-such-program"}}, absl::Seconds(30));
   EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(out.status().message(),
             "start 'fcvm-no-such-program': No such file or directory");
@@ -123,10 +123,11 @@ TEST(RunCommandTest, OnlyStdioIsInherited) {
   // A descriptor without O_CLOEXEC must still not reach the child.
   int leaked = ::dup(STDERR_FILENO);
   ASSERT_GE(leaked, 3);
-  absl::StatusOr<Subprocess::Output> out = RunCommand(
-      Sh(absl::StrCat("test -e /proc/self/fd/", leaked, " && echo open || "
-                      "echo closed")),
-      absl::Seconds(30));
+  absl::StatusOr<Subprocess::Output> out =
+      RunCommand(Sh(absl::StrCat("test -e /proc/self/fd/", leaked,
+                                 " && echo open || "
+                                 "echo closed")),
+                 absl::Seconds(30));
   ::close(leaked);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->stdout_data, "closed\n");
@@ -138,8 +139,8 @@ uint64_t IgnoredSignalsOfChild() {
       Sh("sed -n 's/^SigIgn:\\t//p' /proc/self/status"), absl::Seconds(30));
   EXPECT_TRUE(out.ok()) << out.status();
   uint64_t mask = ~0ull;
-  EXPECT_TRUE(absl::SimpleHexAtoi(absl::StripAsciiWhitespace(out->stdout_data),
-                                  &mask))
+  EXPECT_TRUE(
+      absl::SimpleHexAtoi(absl::StripAsciiWhitespace(out->stdout_data), &mask))
       << out->stdout_data;
   return mask;
 }
@@ -232,8 +233,8 @@ TEST(SubprocessTest, PipesForStreamingUse) {
 }
 
 TEST(SubprocessTest, NullStdinReadsEof) {
-  absl::StatusOr<Subprocess::Output> out = RunCommand(
-      Sh("cat; echo done"), absl::Seconds(30));
+  absl::StatusOr<Subprocess::Output> out =
+      RunCommand(Sh("cat; echo done"), absl::Seconds(30));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->stdout_data, "done\n");
 }

@@ -30,8 +30,8 @@ absl::Status UniqueFd::Close(absl::string_view what) {
 
 absl::StatusOr<UniqueFd> OpenFd(const std::string& path, int flags,
                                 mode_t mode) {
-  int fd = RetryEintr(
-      [&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); });
+  int fd =
+      RetryEintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); });
   if (fd < 0) return ErrnoStatus(absl::StrCat("open ", path));
   return UniqueFd(fd);
 }

@@ -26,7 +26,10 @@ TEST(UniqueFdTest, DefaultIsInvalid) {
 TEST(UniqueFdTest, ClosesOnDestruction) {
   int raw = ::dup(STDERR_FILENO);
   ASSERT_GE(raw, 0);
-  { UniqueFd fd(raw); EXPECT_TRUE(IsOpen(raw)); }
+  {
+    UniqueFd fd(raw);
+    EXPECT_TRUE(IsOpen(raw));
+  }
   EXPECT_FALSE(IsOpen(raw));
 }
 

@@ -45,11 +45,12 @@ TEST(ProtobufToolchainTest, BinaryRoundTrip) {
 TEST(ProtobufToolchainTest, JsonMappingIsExact) {
   std::string json;
   ASSERT_TRUE(MessageToJsonString(MakeSample(), &json).ok());
-  EXPECT_EQ(json,
-            "{\"name\":\"web\",\"memoryBytes\":\"536870912\",\"kind\":\"KIND_VM\","
-            "\"ports\":[{\"host\":8080,\"guest\":80}],\"env\":{\"A\":\"1\"},"
-            "\"image\":\"nginx\",\"created\":\"2023-11-14T22:13:20Z\","
-            "\"bootTime\":\"0.250s\"}");
+  EXPECT_EQ(
+      json,
+      "{\"name\":\"web\",\"memoryBytes\":\"536870912\",\"kind\":\"KIND_VM\","
+      "\"ports\":[{\"host\":8080,\"guest\":80}],\"env\":{\"A\":\"1\"},"
+      "\"image\":\"nginx\",\"created\":\"2023-11-14T22:13:20Z\","
+      "\"bootTime\":\"0.250s\"}");
   Sample parsed;
   ASSERT_TRUE(JsonStringToMessage(json, &parsed).ok());
   EXPECT_TRUE(MessageDifferencer::Equals(MakeSample(), parsed));
