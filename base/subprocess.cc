@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -168,14 +169,10 @@ absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  struct Destroy {
-    posix_spawn_file_actions_t* actions;
-    posix_spawnattr_t* attr;
-    ~Destroy() {
-      posix_spawn_file_actions_destroy(actions);
-      posix_spawnattr_destroy(attr);
-    }
-  } destroy{&actions, &attr};
+  absl::Cleanup destroy = [&] {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  };
 
   // The child's ends stay open here until the spawn is done.
   UniqueFd child_in, child_out, child_err;

@@ -1,10 +1,12 @@
-"""Run a binary built for another CPU under QEMU user-mode emulation.
+"""Run a test built, fully static, for a given platform.
 
-`qemu_user_test` builds `binary` (any executable, typically a cc_test) for
+`platform_test` builds `binary` (any executable, typically a cc_test) for
 `platform` with a configuration transition, fully statically linked, checks
-that the result really is an ELF for that CPU, and runs it under
-qemu-<cpu>-static. So one `bazel test //...` on an x86_64 machine also runs our
-code compiled by the aarch64 cross toolchain.
+that the result really is a static ELF for that CPU, and runs it: natively
+when the machine has that CPU, else under qemu-<cpu>-static. So one
+`bazel test //...` on an x86_64 machine also runs our code compiled by the
+aarch64 cross toolchain, and proves both architectures link statically (as
+the guest agent must).
 """
 
 def _cross_transition_impl(settings, attr):
@@ -32,7 +34,7 @@ _FILE_MACHINE = {
     "x86_64": "x86-64",
 }
 
-def _qemu_user_test_impl(ctx):
+def _platform_test_impl(ctx):
     target = ctx.attr.binary
     if type(target) == "list":
         target = target[0]
@@ -52,8 +54,8 @@ def _qemu_user_test_impl(ctx):
     runfiles = runfiles.merge(target[DefaultInfo].default_runfiles)
     return [DefaultInfo(executable = script, runfiles = runfiles)]
 
-qemu_user_test = rule(
-    implementation = _qemu_user_test_impl,
+platform_test = rule(
+    implementation = _platform_test_impl,
     test = True,
     attrs = {
         "binary": attr.label(
@@ -70,18 +72,31 @@ qemu_user_test = rule(
             default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
         ),
         "_runner": attr.label(
-            default = "//platforms:qemu_user_test.sh.tpl",
+            default = "//platforms:platform_test.sh.tpl",
             allow_single_file = True,
         ),
     },
 )
 
-def aarch64_test(name, binary, **kwargs):
-    """`binary` built for linux_aarch64 and run under qemu-aarch64-static."""
-    qemu_user_test(
+_PLATFORMS = {
+    "aarch64": "//platforms:linux_aarch64",
+    "x86_64": "//platforms:linux_x86_64",
+}
+
+def static_test(name, binary, cpu, **kwargs):
+    """`binary` built fully static for Linux on `cpu` and run there.
+
+    Args:
+      name: the test's name.
+      binary: an executable target, typically a cc_test.
+      cpu: "aarch64" (run under qemu-aarch64-static on other machines) or
+        "x86_64".
+      **kwargs: common test attributes (size, tags, ...).
+    """
+    platform_test(
         name = name,
         binary = binary,
-        cpu = "aarch64",
-        platform = "//platforms:linux_aarch64",
+        cpu = cpu,
+        platform = _PLATFORMS[cpu],
         **kwargs
     )
