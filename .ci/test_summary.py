@@ -39,6 +39,7 @@ def main(argv):
         return 2
     tests = set()  # Labels of configured test targets.
     results = {}  # Label -> (status, test.xml path or None), last attempt.
+    cached = set()  # Labels whose result came from a cache.
     with open(argv[1]) as f:
         for line in f:
             event = json.loads(line)
@@ -53,6 +54,12 @@ def main(argv):
                     if output.get("name") == "test.xml" and "uri" in output:
                         xml = urllib.parse.urlparse(output["uri"]).path
                 results[label] = (event["testResult"].get("status"), xml)
+                result = event["testResult"]
+                if result.get("cachedLocally") or result.get(
+                        "executionInfo", {}).get("cachedRemotely"):
+                    cached.add(label)
+                else:
+                    cached.discard(label)
 
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for label in sorted(tests | set(results)):
@@ -74,6 +81,9 @@ def main(argv):
         elif target_ok and not cases:
             counts["passed"] += 1
 
+    ran = len(results) - len(cached & set(results))
+    print("%d test targets: %d ran now, %d reported from the cache "
+          "(unchanged inputs)" % (len(results), ran, len(cached & set(results))))
     print("%d passed, %d failed, %d skipped" %
           (counts["passed"], counts["failed"], counts["skipped"]))
     return 0 if counts["failed"] == 0 and counts["passed"] > 0 else 1

@@ -78,6 +78,32 @@ platform_test = rule(
     },
 )
 
+def _platform_binary_impl(ctx):
+    target = ctx.attr.binary
+    if type(target) == "list":
+        target = target[0]
+    # Under the rule's own name: builds of one binary for several platforms
+    # would otherwise share a runfiles path.
+    out = ctx.actions.declare_file(ctx.label.name)
+    ctx.actions.symlink(
+        output = out,
+        target_file = target[DefaultInfo].files_to_run.executable,
+        is_executable = True,
+    )
+    return [DefaultInfo(files = depset([out]), runfiles = ctx.runfiles(files = [out]))]
+
+platform_binary = rule(
+    implementation = _platform_binary_impl,
+    doc = "The executable of `binary`, built fully static for `platform`.",
+    attrs = {
+        "binary": attr.label(mandatory = True, executable = True, cfg = _cross_transition),
+        "platform": attr.label(mandatory = True),
+        "_allowlist_function_transition": attr.label(
+            default = "@bazel_tools//tools/allowlists/function_transition_allowlist",
+        ),
+    },
+)
+
 _PLATFORMS = {
     "aarch64": "//platforms:linux_aarch64",
     "x86_64": "//platforms:linux_x86_64",
@@ -97,6 +123,15 @@ def static_test(name, binary, cpu, **kwargs):
         name = name,
         binary = binary,
         cpu = cpu,
+        platform = _PLATFORMS[cpu],
+        **kwargs
+    )
+
+def static_binary(name, binary, cpu, **kwargs):
+    """`binary` built fully static for Linux on `cpu` (e.g. a guest's init)."""
+    platform_binary(
+        name = name,
+        binary = binary,
         platform = _PLATFORMS[cpu],
         **kwargs
     )
