@@ -1,0 +1,36 @@
+#ifndef FCVM_ROOTFS_IMAGE_LOCK_H_
+#define FCVM_ROOTFS_IMAGE_LOCK_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "rootfs/image.pb.h"
+
+namespace fcvm::rootfs {
+
+struct LockOptions {
+  // OpenPGP keyrings that sign the mirrors' InRelease files.
+  std::vector<std::string> keyrings = {
+      "/usr/share/keyrings/debian-archive-keyring.gpg"};
+  // Scratch space for downloads (must exist).
+  std::string scratch_dir = "/tmp";
+};
+
+// Resolves `image` for Debian architecture `arch` against the mirrors of its
+// sources: for each source, fetches dists/<suite>/InRelease, checks its
+// signature, fetches each component's Packages.xz and checks it against the
+// signed SHA256, then resolves the dependency closure of the image's
+// packages. The result is sorted and depends only on the indexes.
+absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
+                                   const std::string& arch,
+                                   const LockOptions& options);
+
+// Lockfile <-> JSON (protobuf's JSON mapping, field names as in the schema;
+// unknown fields rejected).
+absl::StatusOr<std::string> LockfileToJson(const Lockfile& lock);
+absl::StatusOr<Lockfile> LockfileFromJson(const std::string& json);
+
+}  // namespace fcvm::rootfs
+
+#endif  // FCVM_ROOTFS_IMAGE_LOCK_H_
