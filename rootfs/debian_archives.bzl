@@ -57,6 +57,21 @@ def _mirror_root(rctx, mirror):
     fail("fcvm: no mirror for '%s': set %s to its root URL, or add an apt source whose path ends in /%s (apt sources seen: %s)" %
          (mirror, env, mirror, ", ".join(uris) or "none"))
 
+def _explain_failure(rctx, p, url, scratch, mirror):
+    """Fails saying why `p` could not be fetched: a different archive (with
+    both hashes) or no download at all. Bazel will not fetch plain http
+    without a checksum, so curl fetches it once more, unchecked."""
+    got = rctx.execute(["curl", "-sSfL", "--max-time", "300", "-o", scratch, url])
+    if got.return_code == 0:
+        found = rctx.execute(["sha256sum", scratch]).stdout.split(" ")[0]
+        rctx.delete(scratch)
+        fail(("fcvm: package %s %s (%s): sha256 mismatch: expected %s, found %s. " +
+              "The mirror serves another archive, or the lockfile is stale: " +
+              "re-run bazel run //rootfs:lock.") % (p["name"], p["version"], url, p["sha256"], found))
+    fail(("fcvm: package %s %s: cannot download %s: %s(offline? the first fetch " +
+          "needs the mirror; or set %s)") %
+         (p["name"], p["version"], url, got.stderr, "FCVM_MIRROR_" + mirror.upper().replace("-", "_")))
+
 def _debian_archives_impl(rctx):
     lock = json.decode(rctx.read(rctx.attr.lockfile))
     roots = {}
@@ -69,13 +84,7 @@ def _debian_archives_impl(rctx):
         out = "debs/%s.deb" % p["name"]
         result = rctx.download(url = url, output = out, sha256 = p["sha256"], allow_fail = True)
         if not result.success:
-            # Say why: fetch it again unchecked to show what the mirror has.
-            check = rctx.download(url = url, output = out + ".unverified", allow_fail = True)
-            if check.success:
-                fail("fcvm: package %s %s (%s): sha256 mismatch: expected %s, found %s. The mirror changed the archive, or the lockfile is stale: re-run bazel run //rootfs:lock." %
-                     (p["name"], p["version"], url, p["sha256"], check.sha256))
-            fail("fcvm: package %s %s: cannot download %s (offline? run a first build with network, or check %s)" %
-                 (p["name"], p["version"], url, "FCVM_MIRROR_" + mirror.upper().replace("-", "_")))
+            _explain_failure(rctx, p, url, out + ".unverified", mirror)
         names.append(p["name"])
     build = ['package(default_visibility = ["//visibility:public"])', ""]
     build.append('exports_files(glob(["debs/*.deb"]))')
