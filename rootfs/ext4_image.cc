@@ -28,37 +28,26 @@ absl::Status Ext2Error(errcode_t err, absl::string_view what) {
     if (fcvm_err_ != 0) return Ext2Error(fcvm_err_, what); \
   } while (false)
 
-int FileType(FileEntry::Type type) {
-  switch (type) {
-    case FileEntry::Type::kDirectory:
-      return EXT2_FT_DIR;
-    case FileEntry::Type::kSymlink:
-      return EXT2_FT_SYMLINK;
-    case FileEntry::Type::kCharDevice:
-      return EXT2_FT_CHRDEV;
-    case FileEntry::Type::kBlockDevice:
-      return EXT2_FT_BLKDEV;
-    case FileEntry::Type::kFifo:
-      return EXT2_FT_FIFO;
-    default:
-      return EXT2_FT_REG_FILE;
-  }
-}
+// How an entry type is stored: inode mode bits and directory-entry type.
+struct TypeInfo {
+  uint16_t mode_bits;
+  int dirent_type;
+};
 
-uint16_t ModeBits(FileEntry::Type type) {
+TypeInfo InfoOf(FileEntry::Type type) {
   switch (type) {
     case FileEntry::Type::kDirectory:
-      return LINUX_S_IFDIR;
+      return {LINUX_S_IFDIR, EXT2_FT_DIR};
     case FileEntry::Type::kSymlink:
-      return LINUX_S_IFLNK;
+      return {LINUX_S_IFLNK, EXT2_FT_SYMLINK};
     case FileEntry::Type::kCharDevice:
-      return LINUX_S_IFCHR;
+      return {LINUX_S_IFCHR, EXT2_FT_CHRDEV};
     case FileEntry::Type::kBlockDevice:
-      return LINUX_S_IFBLK;
+      return {LINUX_S_IFBLK, EXT2_FT_BLKDEV};
     case FileEntry::Type::kFifo:
-      return LINUX_S_IFIFO;
+      return {LINUX_S_IFIFO, EXT2_FT_FIFO};
     default:
-      return LINUX_S_IFREG;
+      return {LINUX_S_IFREG, EXT2_FT_REG_FILE};
   }
 }
 
@@ -219,8 +208,8 @@ absl::Status Ext4Image::SetAttributes(uint32_t ino, const FileEntry& entry,
       ext2fs_read_inode_full(fs_, ino, reinterpret_cast<ext2_inode*>(&inode),
                              sizeof(inode)),
       absl::StrCat("read inode ", ino));
-  inode.i_mode =
-      static_cast<uint16_t>(ModeBits(entry.type) | (entry.mode & 07777));
+  inode.i_mode = static_cast<uint16_t>(InfoOf(entry.type).mode_bits |
+                                       (entry.mode & 07777));
   inode.i_uid = static_cast<uint16_t>(entry.uid);
   inode.osd2.linux2.l_i_uid_high = static_cast<uint16_t>(entry.uid >> 16);
   inode.i_gid = static_cast<uint16_t>(entry.gid);
@@ -388,12 +377,13 @@ absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
       break;
     }
     default: {  // Regular files, devices, FIFOs.
-      const uint16_t mode =
-          static_cast<uint16_t>(ModeBits(entry.type) | (entry.mode & 07777));
+      const uint16_t mode = static_cast<uint16_t>(InfoOf(entry.type).mode_bits |
+                                                  (entry.mode & 07777));
       RETURN_IF_EXT2_ERROR(ext2fs_new_inode(fs_, parent, mode, nullptr, &ino),
                            context);
       RETURN_IF_ERROR(
-          Annotate(LinkInto(parent, name, ino, FileType(entry.type)), context));
+          Annotate(LinkInto(parent, name, ino, InfoOf(entry.type).dirent_type),
+                   context));
       ext2fs_inode_alloc_stats2(fs_, ino, +1, 0);
       struct ext2_inode_large inode;
       memset(&inode, 0, sizeof(inode));
