@@ -13,7 +13,9 @@ for arch in x86_64 aarch64; do
     --test_env=FCVM_TEST_ACCEL=tcg "//tests/kernel:boot_${arch}" >/dev/null 2>&1 || {
     echo "${arch}: boot test failed"; exit 1; }
   logs="$(bazel info bazel-testlogs 2>/dev/null)/tests/kernel/boot_${arch}"
-  grep -h "^accel=tcg wall=" "${logs}"/run_*_of_*/test.log "${logs}/test.log" 2>/dev/null \
+  # One log per run (run_K_of_N/ when RUNS > 1).
+  if [[ "${runs}" -gt 1 ]]; then files=("${logs}"/run_*_of_"${runs}"/test.log); else files=("${logs}/test.log"); fi
+  grep -h "^accel=tcg wall=" "${files[@]}" \
     | sed 's/.*wall=//' | awk '
       /ms$/ { sub(/ms$/, ""); print $0 / 1000; next }
       /s$/  { sub(/s$/, ""); print $0 }' \
