@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +19,25 @@ namespace {
 
 // Symlink hops allowed while resolving one path (as the kernel's 40).
 constexpr int kMaxSymlinkDepth = 40;
+
+// Makes error_message() know libext2fs's codes ("No free space in the
+// directory", not "Unknown code ext2 38").
+void RegisterErrorTable() {
+  static std::once_flag once;
+  std::call_once(once, [] { initialize_ext2_error_table(); });
+}
+
+// Runs `op`, which adds an entry to directory `dir`; if the directory is
+// full, grows it by a block and runs `op` once more.
+errcode_t WithRoom(ext2_filsys fs, ext2_ino_t dir,
+                   const std::function<errcode_t()>& op) {
+  errcode_t err = op();
+  if (err == EXT2_ET_DIR_NO_SPACE) {
+    err = ext2fs_expand_dir(fs, dir);
+    if (err == 0) err = op();
+  }
+  return err;
+}
 
 absl::Status Ext2Error(errcode_t err, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", error_message(err)));
@@ -77,6 +98,7 @@ std::string Base(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Ext4Image>> Ext4Image::Create(
     const std::string& path, const Ext4Options& options) {
+  RegisterErrorTable();
   const std::string context = absl::StrCat("creating ext4 image ", path);
   if (options.block_size != 1024 && options.block_size != 2048 &&
       options.block_size != 4096) {
@@ -279,12 +301,11 @@ absl::StatusOr<Ext4Image::Resolved> Ext4Image::EnsureDirectory(
 
 absl::Status Ext4Image::LinkInto(uint32_t dir, const std::string& name,
                                  uint32_t ino, int file_type) {
-  errcode_t err = ext2fs_link(fs_, dir, name.c_str(), ino, file_type);
-  if (err == EXT2_ET_DIR_NO_SPACE) {
-    RETURN_IF_EXT2_ERROR(ext2fs_expand_dir(fs_, dir), "expand directory");
-    err = ext2fs_link(fs_, dir, name.c_str(), ino, file_type);
-  }
-  RETURN_IF_EXT2_ERROR(err, "link " + name);
+  RETURN_IF_EXT2_ERROR(
+      WithRoom(
+          fs_, dir,
+          [&] { return ext2fs_link(fs_, dir, name.c_str(), ino, file_type); }),
+      "link " + name);
   return absl::OkStatus();
 }
 
@@ -341,7 +362,10 @@ absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
   ext2_ino_t ino = 0;
   switch (entry.type) {
     case FileEntry::Type::kDirectory: {
-      RETURN_IF_EXT2_ERROR(ext2fs_mkdir(fs_, parent, 0, name.c_str()), context);
+      RETURN_IF_EXT2_ERROR(
+          WithRoom(fs_, parent,
+                   [&] { return ext2fs_mkdir(fs_, parent, 0, name.c_str()); }),
+          context);
       RETURN_IF_EXT2_ERROR(
           ext2fs_lookup(fs_, parent, name.c_str(),
                         static_cast<int>(name.size()), nullptr, &ino),
@@ -353,9 +377,13 @@ absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
       RETURN_IF_EXT2_ERROR(
           ext2fs_new_inode(fs_, parent, LINUX_S_IFLNK | 0777, nullptr, &ino),
           context);
-      RETURN_IF_EXT2_ERROR(ext2fs_symlink(fs_, parent, ino, name.c_str(),
-                                          entry.link_target.c_str()),
-                           context);
+      // Create the link's inode only (no name), then link it like any entry,
+      // so a full directory grows the same way for every type.
+      RETURN_IF_EXT2_ERROR(
+          ext2fs_symlink(fs_, parent, ino, nullptr, entry.link_target.c_str()),
+          context);
+      RETURN_IF_ERROR(
+          Annotate(LinkInto(parent, name, ino, EXT2_FT_SYMLINK), context));
       RETURN_IF_ERROR(Annotate(SetAttributes(ino, entry, true), context));
       symlinks_[canonical] = entry.link_target;
       break;
@@ -443,6 +471,14 @@ absl::Status Ext4Image::Finish() {
   ext2_filsys fs = fs_;
   fs_ = nullptr;
   fs->super->s_wtime = static_cast<uint32_t>(options_.timestamp);
+  // Per-group flags (uninitialized inode/block tables), unused-inode counts
+  // and descriptor checksums, as the allocations left them.
+  errcode_t csum = ext2fs_set_gdt_csum(fs);
+  if (csum != 0) {
+    ext2fs_free(fs);
+    return Ext2Error(
+        csum, absl::StrCat("writing ext4 image ", path_, ": group checksums"));
+  }
   ext2fs_mark_super_dirty(fs);
   errcode_t err = ext2fs_close_free(&fs);
   if (err != 0)

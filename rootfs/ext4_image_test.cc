@@ -208,6 +208,53 @@ TEST(Ext4ImageTest, ConflictsAndSymlinkLoops) {
               HasSubstr("Mode:  0755"));
 }
 
+TEST(Ext4ImageTest, LargeDirectoriesGrow) {
+  const std::string path = TmpPath("large.ext4");
+  absl::StatusOr<std::unique_ptr<Ext4Image>> image =
+      Ext4Image::Create(path, Options());
+  ASSERT_TRUE(image.ok());
+  // Files, symlinks and hard links, enough to fill many directory blocks.
+  ASSERT_TRUE((*image)->Add(Entry(Type::kFile, "man/base.gz", 0644), "x").ok());
+  for (int i = 0; i < 600; ++i) {
+    std::string n = absl::StrCat("man/page-with-a-long-name-", i);
+    absl::Status s = (*image)->Add(Entry(Type::kFile, n + ".gz", 0644), "y");
+    ASSERT_TRUE(s.ok()) << s;
+    FileEntry link = Entry(Type::kSymlink, n + ".link.gz", 0777);
+    link.link_target = "base.gz";
+    s = (*image)->Add(link, "");
+    ASSERT_TRUE(s.ok()) << s;
+    FileEntry hard = Entry(Type::kHardlink, n + ".hard.gz", 0644);
+    hard.link_target = "man/base.gz";
+    s = (*image)->Add(hard, "");
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  ASSERT_TRUE((*image)->Finish().ok());
+  ExpectFsckClean(path);
+  EXPECT_THAT(Debugfs(path, "stat /man/base.gz"), HasSubstr("Links: 601"));
+}
+
+TEST(Ext4ImageTest, ManyBlockGroups) {
+  // 1 GiB: eight block groups with flex_bg, so group descriptors, their
+  // flags and checksums must all be right.
+  Ext4Options options = Options();
+  options.size_bytes = 1ull << 30;
+  const std::string path = TmpPath("groups.ext4");
+  absl::StatusOr<std::unique_ptr<Ext4Image>> image =
+      Ext4Image::Create(path, options);
+  ASSERT_TRUE(image.ok());
+  for (int d = 0; d < 40; ++d) {
+    for (int f = 0; f < 40; ++f) {
+      absl::Status s =
+          (*image)->Add(Entry(Type::kFile, absl::StrCat("d", d, "/f", f), 0644),
+                        std::string(20000, 'q'));
+      ASSERT_TRUE(s.ok()) << s;
+    }
+  }
+  ASSERT_TRUE((*image)->Finish().ok());
+  ExpectFsckClean(path);
+  EXPECT_EQ(Debugfs(path, "cat /d39/f39"), std::string(20000, 'q'));
+}
+
 TEST(Ext4ImageTest, BadOptions) {
   Ext4Options o = Options();
   o.size_bytes = 4096;

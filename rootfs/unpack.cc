@@ -1,0 +1,67 @@
+#include "rootfs/unpack.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "rootfs/deb_archive.h"
+
+namespace fcvm::rootfs {
+
+absl::Status CheckMaintainerScripts(
+    const ImageDefinition& image,
+    const std::map<std::string, std::vector<std::string>>& scripts_by_package) {
+  std::map<std::string, int> covered;
+  for (const MaintainerScripts& entry : image.maintainer_scripts()) {
+    for (const std::string& package : entry.packages()) ++covered[package];
+  }
+  std::vector<std::string> missing, twice, empty_handling;
+  for (const auto& [package, scripts] : scripts_by_package) {
+    if (scripts.empty()) continue;
+    auto it = covered.find(package);
+    if (it == covered.end()) {
+      missing.push_back(
+          absl::StrCat(package, " (", absl::StrJoin(scripts, ", "), ")"));
+    }
+  }
+  for (const auto& [package, count] : covered) {
+    if (count > 1) twice.push_back(package);
+  }
+  for (const MaintainerScripts& entry : image.maintainer_scripts()) {
+    if (entry.handling_case() == MaintainerScripts::HANDLING_NOT_SET ||
+        (entry.has_reason() && entry.reason().empty()) ||
+        (entry.has_fixup() && entry.fixup().empty())) {
+      empty_handling.push_back(absl::StrJoin(entry.packages(), ", "));
+    }
+  }
+  std::vector<std::string> problems;
+  if (!missing.empty()) {
+    problems.push_back(absl::StrCat(
+        "packages with maintainer scripts but no maintainer_scripts entry "
+        "(give the fix-up that replaces them or the reason none is needed): ",
+        absl::StrJoin(missing, "; ")));
+  }
+  if (!twice.empty()) {
+    problems.push_back(absl::StrCat("packages named in more than one entry: ",
+                                    absl::StrJoin(twice, ", ")));
+  }
+  if (!empty_handling.empty()) {
+    problems.push_back(
+        absl::StrCat("entries with neither a fix-up nor a reason: [",
+                     absl::StrJoin(empty_handling, "], ["), "]"));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "image '", image.name(), "': ", absl::StrJoin(problems, ". ")));
+}
+
+absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
+                       Ext4Image& image) {
+  return Annotate(
+      ReadDebData(deb_path,
+                  [&image](const FileEntry& entry, absl::string_view data) {
+                    return image.Add(entry, data);
+                  }),
+      absl::StrCat("unpacking package ", package));
+}
+
+}  // namespace fcvm::rootfs

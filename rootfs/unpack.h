@@ -1,0 +1,30 @@
+#ifndef FCVM_ROOTFS_UNPACK_H_
+#define FCVM_ROOTFS_UNPACK_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "rootfs/ext4_image.h"
+#include "rootfs/image.pb.h"
+
+namespace fcvm::rootfs {
+
+// Checks that every package in `scripts_by_package` (package -> the
+// maintainer scripts it ships) is covered by exactly one MaintainerScripts
+// entry of `image`. Fails listing every uncovered package with its scripts,
+// and every package named twice, so one run shows all that is missing.
+absl::Status CheckMaintainerScripts(
+    const ImageDefinition& image,
+    const std::map<std::string, std::vector<std::string>>& scripts_by_package);
+
+// Unpacks the data of the .deb at `deb_path` (package `package`) into
+// `image`, as dpkg would lay it out, without running anything. Errors name
+// the package.
+absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
+                       Ext4Image& image);
+
+}  // namespace fcvm::rootfs
+
+#endif  // FCVM_ROOTFS_UNPACK_H_
