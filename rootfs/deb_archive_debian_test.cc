@@ -10,12 +10,13 @@ namespace {
 
 TEST(DebianArchiveTest, Busybox) {
   absl::StatusOr<DebControl> control =
-      ReadDebControl("external/base_amd64/debs/busybox.deb");
+      ReadDebControl("external/base_amd64/debs/busybox-static.deb");
   ASSERT_TRUE(control.ok()) << control.status();
-  EXPECT_NE(control->control.find("Package: busybox\n"), std::string::npos);
+  EXPECT_NE(control->control.find("Package: busybox-static\n"),
+            std::string::npos);
   bool found = false;
   absl::Status status =
-      ReadDebData("external/base_amd64/debs/busybox.deb",
+      ReadDebData("external/base_amd64/debs/busybox-static.deb",
                   [&](const FileEntry& e, absl::string_view data) {
                     if (e.path == "bin/busybox") {
                       found = true;

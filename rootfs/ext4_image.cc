@@ -351,9 +351,19 @@ absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
                     nullptr, &existing) == 0) {
     struct ext2_inode inode;
     if (entry.type == FileEntry::Type::kDirectory &&
-        ext2fs_read_inode(fs_, existing, &inode) == 0 &&
-        LINUX_S_ISDIR(inode.i_mode)) {
-      return absl::OkStatus();  // First attributes win, as with dpkg.
+        ext2fs_read_inode(fs_, existing, &inode) == 0) {
+      if (LINUX_S_ISDIR(inode.i_mode)) {
+        return absl::OkStatus();  // First attributes win, as with dpkg.
+      }
+      // A symlink to a directory stays (dpkg keeps it, and merged /usr
+      // relies on it): the archive's directory is that directory.
+      if (LINUX_S_ISLNK(inode.i_mode)) {
+        absl::StatusOr<Resolved> target = Resolve(canonical, 0, true);
+        if (target.ok() && ext2fs_read_inode(fs_, target->ino, &inode) == 0 &&
+            LINUX_S_ISDIR(inode.i_mode)) {
+          return absl::OkStatus();
+        }
+      }
     }
     return absl::AlreadyExistsError(
         absl::StrCat(context, ": the path exists already"));
@@ -463,6 +473,11 @@ absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
   }
   inodes_[canonical] = ino;
   return absl::OkStatus();
+}
+
+uint64_t Ext4Image::used_blocks() const {
+  if (fs_ == nullptr) return 0;
+  return ext2fs_blocks_count(fs_->super) - ext2fs_free_blocks_count(fs_->super);
 }
 
 absl::Status Ext4Image::Finish() {

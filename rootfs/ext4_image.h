@@ -52,6 +52,9 @@ class Ext4Image {
   // existing path is an error naming it.
   absl::Status Add(const FileEntry& entry, absl::string_view data);
 
+  // Blocks in use so far (metadata included).
+  uint64_t used_blocks() const;
+
   // Writes the metadata and closes the image. Nothing may be added after.
   absl::Status Finish();
 

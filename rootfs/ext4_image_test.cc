@@ -208,6 +208,33 @@ TEST(Ext4ImageTest, ConflictsAndSymlinkLoops) {
               HasSubstr("Mode:  0755"));
 }
 
+// Merged /usr: "bin" is a symlink to usr/bin before a package's "bin/"
+// directory entry arrives; the entry is taken as that directory.
+TEST(Ext4ImageTest, DirectoryEntryThroughSymlinkToDirectory) {
+  const std::string path = TmpPath("merged.ext4");
+  absl::StatusOr<std::unique_ptr<Ext4Image>> image =
+      Ext4Image::Create(path, Options());
+  ASSERT_TRUE(image.ok());
+  ASSERT_TRUE((*image)->Add(Entry(Type::kDirectory, "usr/bin", 0755), "").ok());
+  FileEntry bin = Entry(Type::kSymlink, "bin", 0777);
+  bin.link_target = "usr/bin";
+  ASSERT_TRUE((*image)->Add(bin, "").ok());
+  EXPECT_TRUE((*image)->Add(Entry(Type::kDirectory, "bin", 0700), "").ok());
+  EXPECT_TRUE((*image)->Add(Entry(Type::kFile, "bin/sh", 0755), "sh").ok());
+  // A symlink to a file is no directory.
+  FileEntry file_link = Entry(Type::kSymlink, "sh", 0777);
+  file_link.link_target = "bin/sh";
+  ASSERT_TRUE((*image)->Add(file_link, "").ok());
+  EXPECT_EQ((*image)->Add(Entry(Type::kDirectory, "sh", 0755), "").code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_GT((*image)->used_blocks(), 0u);
+  ASSERT_TRUE((*image)->Finish().ok());
+  ExpectFsckClean(path);
+  EXPECT_EQ(Debugfs(path, "cat /usr/bin/sh"), "sh");
+  EXPECT_THAT(Debugfs(path, "stat /bin"), HasSubstr("Type: symlink"));
+  EXPECT_THAT(Debugfs(path, "stat /usr/bin"), HasSubstr("Mode:  0755"));
+}
+
 TEST(Ext4ImageTest, LargeDirectoriesGrow) {
   const std::string path = TmpPath("large.ext4");
   absl::StatusOr<std::unique_ptr<Ext4Image>> image =

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "rootfs/debian_index.h"
 #include "rootfs/fetch.h"
@@ -150,6 +151,18 @@ absl::StatusOr<Lockfile> LockfileFromJson(const std::string& json) {
         absl::StrCat("malformed lockfile: ", status.ToString()));
   }
   return lock;
+}
+
+absl::StatusOr<ImageDefinition> ReadImageDefinition(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  ImageDefinition image;
+  if (!google::protobuf::TextFormat::ParseFromString(text, &image)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": not a valid ImageDefinition "
+                     "(rootfs/image.proto); see messages above"));
+  }
+  return image;
 }
 
 }  // namespace fcvm::rootfs

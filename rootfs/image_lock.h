@@ -26,6 +26,9 @@ absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
                                    const std::string& arch,
                                    const LockOptions& options);
 
+// Reads an image definition (text format); errors name the file.
+absl::StatusOr<ImageDefinition> ReadImageDefinition(const std::string& path);
+
 // Lockfile <-> JSON (protobuf's JSON mapping, field names as in the schema;
 // unknown fields rejected).
 absl::StatusOr<std::string> LockfileToJson(const Lockfile& lock);

@@ -35,14 +35,7 @@ absl::Status LockOne(const std::string& workspace, const std::string& name,
                      const std::string& scratch) {
   const std::string dir = absl::StrCat(workspace, "/images/", name);
   const std::string definition_path = dir + "/image.textproto";
-  ASSIGN_OR_RETURN(std::string text, ReadFile(definition_path));
-  ImageDefinition image;
-  if (!google::protobuf::TextFormat::ParseFromString(text, &image)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(definition_path,
-                     ": not a valid ImageDefinition "
-                     "(rootfs/image.proto); see messages above"));
-  }
+  ASSIGN_OR_RETURN(ImageDefinition image, ReadImageDefinition(definition_path));
   if (image.name() != name) {
     return absl::InvalidArgumentError(absl::StrCat(definition_path,
                                                    ": name is '", image.name(),

@@ -55,10 +55,11 @@ absl::Status CheckMaintainerScripts(
 }
 
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image) {
+                       Ext4Image& image, const EntryObserver& observe) {
   return Annotate(
       ReadDebData(deb_path,
-                  [&image](const FileEntry& entry, absl::string_view data) {
+                  [&](const FileEntry& entry, absl::string_view data) {
+                    if (observe) observe(entry, data);
                     return image.Add(entry, data);
                   }),
       absl::StrCat("unpacking package ", package));

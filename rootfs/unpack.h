@@ -1,6 +1,7 @@
 #ifndef FCVM_ROOTFS_UNPACK_H_
 #define FCVM_ROOTFS_UNPACK_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,11 +20,16 @@ absl::Status CheckMaintainerScripts(
     const ImageDefinition& image,
     const std::map<std::string, std::vector<std::string>>& scripts_by_package);
 
+// Sees each entry added, with a regular file's contents (fix-ups capture
+// the files they need this way).
+using EntryObserver =
+    std::function<void(const FileEntry& entry, absl::string_view data)>;
+
 // Unpacks the data of the .deb at `deb_path` (package `package`) into
 // `image`, as dpkg would lay it out, without running anything. Errors name
 // the package.
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image);
+                       Ext4Image& image, const EntryObserver& observe = {});
 
 }  // namespace fcvm::rootfs
 

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -26,6 +25,7 @@
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/qemu.h"
 
 namespace fcvm {
 namespace {
@@ -100,69 +100,24 @@ absl::Status MakeExt4Disk(const std::string& path) {
       .status();
 }
 
-bool KvmUsableFor(const std::string& arch) {
-  struct utsname u;
-  if (uname(&u) != 0 || arch != u.machine) return false;
-  return access("/dev/kvm", R_OK | W_OK) == 0;
-}
-
 std::vector<std::string> QemuArgv(const std::string& accel,
                                   const std::string& initrd,
                                   const std::string& disk) {
-  const bool x86 = g_arch == "x86_64";
   // vhost-vsock needs the host's /dev/vhost-vsock (absent on some hosts).
   const bool vsock = access("/dev/vhost-vsock", R_OK | W_OK) == 0;
-  std::string append = absl::StrCat(
-      // microvm,acpi=off has no ACPI tables: say so, or the kernel logs an
-      // error looking for them.
-      x86 ? "console=ttyS0 reboot=t acpi=off" : "console=ttyAMA0",
-      " panic=-1 rdinit=/init"
-      " ip=169.254.77.2::169.254.77.1:255.255.255.0::eth0:off",
+  testing::QemuSpec spec;
+  spec.arch = g_arch;
+  spec.accel = accel;
+  spec.kernel = g_kernel;
+  spec.initrd = initrd;
+  spec.append = absl::StrCat(
+      "rdinit=/init ip=169.254.77.2::169.254.77.1:255.255.255.0::eth0:off",
       vsock ? " fcvm.vsock_cid=3" : "");
-  std::vector<std::string> argv;
-  if (x86) {
-    argv = {"qemu-system-x86_64", "-M", "microvm,acpi=off"};
-  } else {
-    argv = {"qemu-system-aarch64", "-M", "virt", "-cpu",
-            accel == "kvm" ? "host" : "cortex-a57"};
-  }
-  argv.insert(
-      argv.end(),
-      {
-          "-accel",
-          accel,
-          "-m",
-          "256",
-          "-smp",
-          "2",
-          "-nodefaults",
-          "-no-user-config",
-          "-display",
-          "none",
-          "-serial",
-          "stdio",
-          "-no-reboot",
-          "-kernel",
-          g_kernel,
-          "-initrd",
-          initrd,
-          "-append",
-          append,
-          "-drive",
-          absl::StrCat("id=d0,file=", disk, ",format=raw,if=none,readonly=on"),
-          "-device",
-          "virtio-blk-device,drive=d0",
-          // A NIC on a hub with nothing else on it: no traffic leaves QEMU.
-          "-netdev",
-          "hubport,id=n0,hubid=0",
-          "-device",
-          "virtio-net-device,netdev=n0",
-          "-device",
-          "virtio-rng-device",
-      });
-  if (vsock)
-    argv.insert(argv.end(), {"-device", "vhost-vsock-device,guest-cid=3"});
-  return argv;
+  spec.drives = {{disk, /*read_only=*/true}};
+  spec.memory_mib = 256;
+  spec.isolated_nic = true;
+  spec.vsock = vsock;
+  return testing::QemuArgv(spec);
 }
 
 struct Boot {
@@ -201,19 +156,10 @@ std::map<std::string, std::string> ProbeResults(const std::string& console) {
   return results;
 }
 
-// Whether `program` is an executable in PATH.
-bool InPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
-    if (access(absl::StrCat(dir, "/", program).c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
 TEST(KernelBootTest, ProbeReportsEveryFeature) {
   const std::string qemu =
       g_arch == "x86_64" ? "qemu-system-x86_64" : "qemu-system-aarch64";
-  if (!InPath(qemu)) {
+  if (!testing::InPath(qemu)) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }
@@ -221,7 +167,7 @@ TEST(KernelBootTest, ProbeReportsEveryFeature) {
   // back to TCG if the guest never reached its init (DESIGN.md: /dev/kvm on
   // these hosts fails standard guests early).
   std::vector<std::string> accels = {"tcg"};
-  if (KvmUsableFor(g_arch)) accels.insert(accels.begin(), "kvm");
+  if (testing::KvmUsableFor(g_arch)) accels.insert(accels.begin(), "kvm");
   if (const char* forced = std::getenv("FCVM_TEST_ACCEL")) accels = {forced};
 
   absl::StatusOr<Boot> boot;

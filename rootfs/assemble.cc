@@ -1,0 +1,423 @@
+#include "rootfs/assemble.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/file.h"
+#include "base/sha256.h"
+#include "base/status.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "rootfs/deb_archive.h"
+#include "rootfs/ext4_image.h"
+#include "rootfs/fixups.h"
+#include "rootfs/unpack.h"
+
+namespace fcvm::rootfs {
+namespace {
+
+const std::set<std::string>& KnownFixups() {
+  static const auto* known =
+      new std::set<std::string>{"merged-usr",      "base-files", "passwd",
+                                "ca-certificates", "symlinks",   "dpkg-status"};
+  return *known;
+}
+
+constexpr char kPasswdMaster[] = "usr/share/base-passwd/passwd.master";
+constexpr char kGroupMaster[] = "usr/share/base-passwd/group.master";
+constexpr char kCaDir[] = "usr/share/ca-certificates/";
+constexpr char kBaseFilesDir[] = "usr/share/base-files/";
+// Debian's fixed system groups (base-passwd).
+constexpr uint32_t kMailGid = 8;
+constexpr uint32_t kShadowGid = 42;
+constexpr uint32_t kUtmpGid = 43;
+
+struct Package {
+  const LockedPackage* locked;
+  std::string deb;
+  DebControl control;
+};
+
+// Installed-Size (KiB) from a control file; 0 when absent.
+uint64_t InstalledKib(absl::string_view control) {
+  for (absl::string_view line : absl::StrSplit(control, '\n')) {
+    if (absl::ConsumePrefix(&line, "Installed-Size:")) {
+      uint64_t kib = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &kib)) return kib;
+    }
+  }
+  return 0;
+}
+
+// "/etc/x" -> "etc/x", refusing what would not name a path in the image.
+absl::StatusOr<std::string> ImagePath(absl::string_view path,
+                                      absl::string_view what) {
+  if (!absl::StartsWith(path, "/")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " path '", path, "' is not absolute"));
+  }
+  return Annotate(NormalizeEntryPath(path),
+                  absl::StrCat(what, " '", path, "'"));
+}
+
+FileEntry MakeEntry(FileEntry::Type type, std::string path, mode_t mode,
+                    uint32_t gid = 0) {
+  FileEntry entry;
+  entry.type = type;
+  entry.path = std::move(path);
+  entry.mode = mode;
+  entry.gid = gid;
+  return entry;
+}
+
+class Assembler {
+ public:
+  explicit Assembler(const AssembleOptions& options) : options_(options) {}
+
+  absl::StatusOr<AssembleReport> Run() {
+    const ImageDefinition& definition = options_.definition;
+    RETURN_IF_ERROR(CheckFixupNames());
+    RETURN_IF_ERROR(ReadPackages());
+    std::map<std::string, std::vector<std::string>> scripts;
+    for (const Package& p : packages_) {
+      scripts[p.locked->name()] = p.control.scripts;
+      report_.packages_with_scripts += !p.control.scripts.empty();
+    }
+    RETURN_IF_ERROR(CheckMaintainerScripts(definition, scripts));
+    ASSIGN_OR_RETURN(Ext4Options ext4, ImageOptions());
+    ASSIGN_OR_RETURN(image_, Ext4Image::Create(options_.output, ext4));
+
+    if (fixups_.count("merged-usr")) RETURN_IF_ERROR(MergedUsr());
+    if (fixups_.count("base-files")) RETURN_IF_ERROR(BaseFilesLinks());
+    for (const Package& p : packages_) {
+      RETURN_IF_ERROR(
+          UnpackDeb(p.locked->name(), p.deb, *image_,
+                    [this](const FileEntry& entry, absl::string_view data) {
+                      Capture(entry, data);
+                    }));
+    }
+    RETURN_IF_ERROR(AddDefinitionEntries());
+    if (fixups_.count("base-files")) RETURN_IF_ERROR(BaseFiles());
+    if (fixups_.count("passwd")) RETURN_IF_ERROR(Passwd());
+    if (fixups_.count("ca-certificates")) RETURN_IF_ERROR(CaCerts());
+    if (fixups_.count("dpkg-status")) RETURN_IF_ERROR(DpkgStatus());
+    report_.blocks_used = image_->used_blocks();
+    RETURN_IF_ERROR(image_->Finish());
+    report_.packages = packages_.size();
+    report_.size_bytes = ext4.size_bytes;
+    return report_;
+  }
+
+ private:
+  absl::Status CheckFixupNames() {
+    for (const MaintainerScripts& entry :
+         options_.definition.maintainer_scripts()) {
+      if (!entry.has_fixup()) continue;
+      if (!KnownFixups().count(entry.fixup())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "image '", options_.definition.name(), "': unknown fix-up '",
+            entry.fixup(), "' (for ", absl::StrJoin(entry.packages(), ", "),
+            "); known: ", absl::StrJoin(KnownFixups(), ", ")));
+      }
+      fixups_.insert(entry.fixup());
+    }
+    return absl::OkStatus();
+  }
+
+  // Every locked archive, checked against the lock's sha256.
+  absl::Status ReadPackages() {
+    for (const LockedPackage& locked : options_.lock.packages()) {
+      Package p{&locked,
+                absl::StrCat(options_.debs_dir, "/", locked.name(), ".deb"),
+                {}};
+      ASSIGN_OR_RETURN(
+          std::string sha256,
+          Annotate(Sha256File(p.deb), absl::StrCat("package ", locked.name())));
+      if (sha256 != locked.sha256()) {
+        return absl::DataLossError(absl::StrCat(
+            "package ", locked.name(), ": archive ", p.deb, " has sha256 ",
+            sha256, " but the lock says ", locked.sha256()));
+      }
+      ASSIGN_OR_RETURN(p.control,
+                       Annotate(ReadDebControl(p.deb),
+                                absl::StrCat("package ", locked.name())));
+      packages_.push_back(std::move(p));
+    }
+    if (packages_.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lock for image '", options_.lock.image(), "' has no packages"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Size, and an identity derived from every input.
+  absl::StatusOr<Ext4Options> ImageOptions() {
+    const ImageDefinition& definition = options_.definition;
+    std::string identity;
+    std::string serialized;
+    google::protobuf::io::StringOutputStream stream(&serialized);
+    {
+      google::protobuf::io::CodedOutputStream coded(&stream);
+      coded.SetSerializationDeterministic(true);
+      definition.SerializeToCodedStream(&coded);
+    }
+    absl::StrAppend(&identity, Sha256Hex(serialized));
+    uint64_t bytes = 0;
+    for (const Package& p : packages_) {
+      absl::StrAppend(&identity, p.locked->name(), "=", p.locked->sha256(),
+                      ";");
+      bytes += InstalledKib(p.control.control) * 1024;
+    }
+    for (const ImageFile& file : definition.files()) {
+      ASSIGN_OR_RETURN(std::string data, ReadSource(file));
+      absl::StrAppend(&identity, file.path(), "=", Sha256Hex(data), ";");
+      bytes += data.size();
+    }
+    for (const ExtraFile& file : options_.extra_files) {
+      ASSIGN_OR_RETURN(std::string sha256,
+                       Annotate(Sha256File(file.source),
+                                absl::StrCat("extra file ", file.path)));
+      absl::StrAppend(&identity, file.path, "=", sha256, ";");
+      struct stat st;
+      if (stat(file.source.c_str(), &st) == 0) bytes += st.st_size;
+    }
+    const std::string digest = Sha256Hex(identity);
+    Ext4Options ext4;
+    for (int i = 0; i < 16; ++i) {
+      ext4.uuid[i] =
+          static_cast<uint8_t>(std::stoi(digest.substr(2 * i, 2), nullptr, 16));
+    }
+    // RFC 9562: version 8 (custom), variant 10.
+    ext4.uuid[6] = (ext4.uuid[6] & 0x0f) | 0x80;
+    ext4.uuid[8] = (ext4.uuid[8] & 0x3f) | 0x80;
+    for (int i = 0; i < 4; ++i) {
+      ext4.hash_seed[i] = static_cast<uint32_t>(
+          std::stoul(digest.substr(32 + 8 * i, 8), nullptr, 16));
+    }
+    report_.uuid = absl::StrCat(digest.substr(0, 8), "-", digest.substr(8, 4));
+    ext4.timestamp = definition.source_date_epoch();
+    ext4.label = definition.name().substr(0, 16);
+    // Installed-Size is in KiB of content; ext4 needs a block per small
+    // file, inode tables and a journal-free but non-zero slack.
+    const uint64_t estimate = bytes + bytes / 4 + (32ull << 20);
+    ext4.size_bytes =
+        definition.size_mib() != 0
+            ? uint64_t{definition.size_mib()} << 20
+            : (estimate + (4ull << 20) - 1) / (4ull << 20) * (4ull << 20);
+    // One inode per 8 KiB: Debian trees are full of small files.
+    ext4.inode_count = static_cast<uint32_t>(ext4.size_bytes / 8192);
+    return ext4;
+  }
+
+  absl::StatusOr<std::string> ReadSource(const ImageFile& file) {
+    if (file.source().empty() || absl::StartsWith(file.source(), "/") ||
+        absl::StrContains(file.source(), "..")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "image '", options_.definition.name(), "': file ", file.path(),
+          " needs a source inside the image's "
+          "folder, got '",
+          file.source(), "'"));
+    }
+    return Annotate(
+        ReadFile(absl::StrCat(options_.definition_dir, "/", file.source())),
+        absl::StrCat("image file ", file.path()));
+  }
+
+  absl::Status Add(const FileEntry& entry, absl::string_view data) {
+    return image_->Add(entry, data);
+  }
+
+  absl::Status MergedUsr() {
+    for (const char* dir : {"bin", "sbin", "lib", "lib64"}) {
+      RETURN_IF_ERROR(Add(MakeEntry(FileEntry::Type::kDirectory,
+                                    absl::StrCat("usr/", dir), 0755),
+                          ""));
+      RETURN_IF_ERROR(AddSymlink(dir, absl::StrCat("usr/", dir)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status AddSymlink(const std::string& path, const std::string& target) {
+    FileEntry link = MakeEntry(FileEntry::Type::kSymlink, path, 0777);
+    link.link_target = target;
+    return Add(link, "");
+  }
+
+  absl::Status AddDirectory(const std::string& path, mode_t mode,
+                            uint32_t gid = 0) {
+    return Add(MakeEntry(FileEntry::Type::kDirectory, path, mode, gid), "");
+  }
+
+  // base-files' postinst, first part: /var/run and /var/lock are links into
+  // /run, made before unpacking so packages' entries there follow them.
+  absl::Status BaseFilesLinks() {
+    RETURN_IF_ERROR(AddDirectory("run", 0755));
+    RETURN_IF_ERROR(AddDirectory("run/lock", 01777));
+    RETURN_IF_ERROR(AddDirectory("var", 0755));
+    RETURN_IF_ERROR(AddSymlink("var/run", "/run"));
+    return AddSymlink("var/lock", "/run/lock");
+  }
+
+  // base-files' postinst on a first install: default dotfiles and profile
+  // from /usr/share/base-files, the top-level and /usr/local directories,
+  // and the login record files.
+  absl::Status BaseFiles() {
+    for (const auto& [source, target] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"profile", "etc/profile"},
+             {"dot.profile", "root/.profile"},
+             {"dot.bashrc", "root/.bashrc"},
+             {"motd", "etc/motd"}}) {
+      auto it = base_files_.find(source);
+      if (it == base_files_.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "fix-up base-files: /", kBaseFilesDir, source,
+            " was not unpacked (is base-files among the packages?)"));
+      }
+      RETURN_IF_ERROR(
+          Add(MakeEntry(FileEntry::Type::kFile, target, 0644), it->second));
+    }
+    for (const char* dir : {"mnt", "srv", "opt", "etc/opt", "var/opt", "media"})
+      RETURN_IF_ERROR(AddDirectory(dir, 0755));
+    RETURN_IF_ERROR(AddDirectory("var/mail", 02775, kMailGid));
+    RETURN_IF_ERROR(AddDirectory("var/spool", 0755));
+    RETURN_IF_ERROR(AddSymlink("var/spool/mail", "../mail"));
+    for (const char* dir : {"", "/share", "/share/man", "/bin", "/games",
+                            "/lib", "/include", "/sbin", "/src", "/etc"}) {
+      RETURN_IF_ERROR(AddDirectory(absl::StrCat("usr/local", dir), 0755));
+    }
+    RETURN_IF_ERROR(AddSymlink("usr/local/man", "share/man"));
+    for (const auto& [path, mode] : std::vector<std::pair<std::string, mode_t>>{
+             {"var/log/wtmp", 0664},
+             {"var/log/btmp", 0660},
+             {"var/log/lastlog", 0664}}) {
+      RETURN_IF_ERROR(
+          Add(MakeEntry(FileEntry::Type::kFile, path, mode, kUtmpGid), ""));
+    }
+    return absl::OkStatus();
+  }
+
+  void Capture(const FileEntry& entry, absl::string_view data) {
+    if (entry.type != FileEntry::Type::kFile) return;
+    absl::string_view base_file = entry.path;
+    if (absl::ConsumePrefix(&base_file, kBaseFilesDir)) {
+      base_files_[std::string(base_file)] = std::string(data);
+    }
+    if (entry.path == kPasswdMaster) passwd_master_ = std::string(data);
+    if (entry.path == kGroupMaster) group_master_ = std::string(data);
+    absl::string_view rest = entry.path;
+    if (absl::ConsumePrefix(&rest, kCaDir) && absl::EndsWith(rest, ".crt")) {
+      certs_[std::string(rest)] = std::string(data);
+    }
+  }
+
+  absl::Status AddDefinitionEntries() {
+    const ImageDefinition& definition = options_.definition;
+    for (const ImageDirectory& dir : definition.directories()) {
+      ASSIGN_OR_RETURN(std::string path, ImagePath(dir.path(), "directory"));
+      RETURN_IF_ERROR(Add(MakeEntry(FileEntry::Type::kDirectory, path,
+                                    dir.mode() ? dir.mode() : 0755),
+                          ""));
+    }
+    for (const ImageFile& file : definition.files()) {
+      ASSIGN_OR_RETURN(std::string path, ImagePath(file.path(), "file"));
+      ASSIGN_OR_RETURN(std::string data, ReadSource(file));
+      RETURN_IF_ERROR(Add(MakeEntry(FileEntry::Type::kFile, path,
+                                    file.mode() ? file.mode() : 0644),
+                          data));
+    }
+    for (const ExtraFile& file : options_.extra_files) {
+      ASSIGN_OR_RETURN(std::string path, ImagePath(file.path, "extra file"));
+      ASSIGN_OR_RETURN(std::string data, ReadFile(file.source));
+      RETURN_IF_ERROR(
+          Add(MakeEntry(FileEntry::Type::kFile, path, file.mode), data));
+    }
+    if (definition.symlinks_size() > 0 && !fixups_.count("symlinks")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "image '", definition.name(),
+          "' has symlinks but no maintainer_scripts entry with fix-up "
+          "\"symlinks\" says which packages they stand in for"));
+    }
+    for (const ImageSymlink& symlink : definition.symlinks()) {
+      ASSIGN_OR_RETURN(std::string path, ImagePath(symlink.path(), "symlink"));
+      RETURN_IF_ERROR(AddSymlink(path, symlink.target()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Passwd() {
+    if (passwd_master_.empty() || group_master_.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "fix-up passwd: no /", kPasswdMaster, " or /", kGroupMaster,
+          " was unpacked (is base-passwd among the packages?)"));
+    }
+    ASSIGN_OR_RETURN(
+        PasswdFiles files,
+        Annotate(MakePasswdFiles(passwd_master_, group_master_,
+                                 options_.definition.source_date_epoch()),
+                 "fix-up passwd"));
+    RETURN_IF_ERROR(Add(MakeEntry(FileEntry::Type::kFile, "etc/passwd", 0644),
+                        files.passwd));
+    RETURN_IF_ERROR(
+        Add(MakeEntry(FileEntry::Type::kFile, "etc/group", 0644), files.group));
+    RETURN_IF_ERROR(
+        Add(MakeEntry(FileEntry::Type::kFile, "etc/shadow", 0640, kShadowGid),
+            files.shadow));
+    return Add(
+        MakeEntry(FileEntry::Type::kFile, "etc/gshadow", 0640, kShadowGid),
+        files.gshadow);
+  }
+
+  absl::Status CaCerts() {
+    ASSIGN_OR_RETURN(CaCertificates ca, Annotate(MakeCaCertificates(certs_),
+                                                 "fix-up ca-certificates"));
+    RETURN_IF_ERROR(
+        Add(MakeEntry(FileEntry::Type::kFile, "etc/ca-certificates.conf", 0644),
+            ca.conf));
+    RETURN_IF_ERROR(Add(MakeEntry(FileEntry::Type::kFile,
+                                  "etc/ssl/certs/ca-certificates.crt", 0644),
+                        ca.bundle));
+    for (const auto& [name, target] : ca.links) {
+      RETURN_IF_ERROR(AddSymlink(absl::StrCat("etc/ssl/certs/", name), target));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DpkgStatus() {
+    std::vector<std::string> controls;
+    for (const Package& p : packages_) controls.push_back(p.control.control);
+    return Add(MakeEntry(FileEntry::Type::kFile, "var/lib/dpkg/status", 0644),
+               MakeDpkgStatus(controls));
+  }
+
+  const AssembleOptions& options_;
+  std::set<std::string> fixups_;
+  std::vector<Package> packages_;
+  std::unique_ptr<Ext4Image> image_;
+  std::string passwd_master_, group_master_;
+  std::map<std::string, std::string> certs_;
+  std::map<std::string, std::string> base_files_;  // By name.
+  AssembleReport report_;
+};
+
+}  // namespace
+
+absl::StatusOr<AssembleReport> AssembleImage(const AssembleOptions& options) {
+  return Annotate(Assembler(options).Run(),
+                  absl::StrCat("building image '", options.definition.name(),
+                               "' into ", options.output));
+}
+
+}  // namespace fcvm::rootfs
