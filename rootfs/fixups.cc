@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -51,6 +52,17 @@ std::string WithNewline(absl::string_view text) {
   return out;
 }
 
+// Each line with its second field replaced by "x".
+std::string ShadowedLines(absl::string_view master) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(master, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ':');
+    fields[1] = "x";
+    absl::StrAppend(&out, absl::StrJoin(fields, ":"), "\n");
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<PasswdFiles> MakePasswdFiles(absl::string_view passwd_master,
@@ -63,8 +75,10 @@ absl::StatusOr<PasswdFiles> MakePasswdFiles(absl::string_view passwd_master,
       Names(group_master, 4, "group.master");
   if (!groups.ok()) return groups.status();
   PasswdFiles files;
-  files.passwd = WithNewline(passwd_master);
-  files.group = WithNewline(group_master);
+  // As `shadowconfig on` (passwd's postinst) leaves them: "x" in passwd and
+  // group, the (locked) passwords in shadow and gshadow.
+  files.passwd = ShadowedLines(passwd_master);
+  files.group = ShadowedLines(group_master);
   const int64_t day = epoch / 86400;
   for (const std::string& user : *users) {
     // Locked ('*'), as base-passwd leaves system accounts.

@@ -22,8 +22,10 @@ TEST(PasswdFilesTest, MastersBecomeLockedAccounts) {
       "nologin\n",
       "root:*:0:\nshadow:*:42:\n", 86400 * 19000 + 5);
   ASSERT_TRUE(files.ok()) << files.status();
-  EXPECT_THAT(files->passwd, HasSubstr("daemon:*:1:1:"));
-  EXPECT_EQ(files->group, "root:*:0:\nshadow:*:42:\n");
+  EXPECT_EQ(files->passwd,
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/"
+            "sbin/nologin\n");
+  EXPECT_EQ(files->group, "root:x:0:\nshadow:x:42:\n");
   EXPECT_EQ(files->shadow,
             "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n");
   EXPECT_EQ(files->gshadow, "root:*::\nshadow:*::\n");

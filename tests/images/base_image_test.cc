@@ -1,0 +1,311 @@
+// The base image as built by //images:base_<cpu>: e2fsck-clean; every entry
+// of a sample of packages is in the image with the archive's type, mode
+// (setuid included), owner, size and link target, read back through
+// libext2fs; the fix-ups left what their packages' scripts would have; a
+// rebuild with the same inputs gives the same bytes; and the assembler
+// refuses a wrong archive hash and a package whose scripts are not covered.
+//   base_image_test <cpu> <image> <build_image> <definition> <lock>
+//                   <debs_dir> <init>
+#include <ext2fs/ext2fs.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "base/file.h"
+#include "base/sha256.h"
+#include "base/subprocess.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rootfs/assemble.h"
+#include "rootfs/deb_archive.h"
+#include "rootfs/image_lock.h"
+
+namespace fcvm::rootfs {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string g_cpu, g_image, g_tool, g_definition, g_lock, g_debs, g_init;
+
+std::string TestDir() { return std::getenv("TEST_TMPDIR"); }
+
+// Read-only access to an ext4 image through libext2fs.
+class ImageReader {
+ public:
+  explicit ImageReader(const std::string& path) {
+    errcode_t err = ext2fs_open(path.c_str(), 0, 0, 0, unix_io_manager, &fs_);
+    EXPECT_EQ(err, 0) << "ext2fs_open " << path;
+    if (err != 0) fs_ = nullptr;
+  }
+  ~ImageReader() {
+    if (fs_ != nullptr) ext2fs_close_free(&fs_);
+  }
+  // The inode at `path` (symlinks followed in parents, not at the end).
+  bool Stat(const std::string& path, ext2_ino_t* ino, ext2_inode* inode) {
+    if (fs_ == nullptr) return false;
+    if (ext2fs_namei(fs_, EXT2_ROOT_INO, EXT2_ROOT_INO, path.c_str(), ino) != 0)
+      return false;
+    return ext2fs_read_inode(fs_, *ino, inode) == 0;
+  }
+  std::string LinkTarget(ext2_ino_t ino, const ext2_inode& inode) {
+    char buf[4096] = {};
+    if (ext2fs_is_fast_symlink(const_cast<ext2_inode*>(&inode)) ||
+        (inode.i_flags & EXT4_INLINE_DATA_FL)) {
+      return std::string(reinterpret_cast<const char*>(inode.i_block),
+                         inode.i_size);
+    }
+    ext2_file_t file;
+    if (ext2fs_file_open(fs_, ino, 0, &file) != 0) return "";
+    unsigned int got = 0;
+    ext2fs_file_read(file, buf, sizeof(buf) - 1, &got);
+    ext2fs_file_close(file);
+    return std::string(buf, got);
+  }
+  std::string Read(const std::string& path) {
+    ext2_ino_t ino;
+    ext2_inode inode;
+    if (!Stat(path, &ino, &inode)) return "";
+    ext2_file_t file;
+    if (ext2fs_file_open(fs_, ino, 0, &file) != 0) return "";
+    std::string data(EXT2_I_SIZE(&inode), '\0');
+    unsigned int got = 0;
+    ext2fs_file_read(file, data.data(), data.size(), &got);
+    ext2fs_file_close(file);
+    data.resize(got);
+    return data;
+  }
+
+ private:
+  ext2_filsys fs_ = nullptr;
+};
+
+Subprocess::Output RunOrFail(const std::vector<std::string>& argv) {
+  SubprocessOptions options{.argv = argv};
+  options.stdout_mode = StdioMode::kPipe;
+  options.stderr_mode = StdioMode::kPipe;
+  absl::StatusOr<Subprocess::Output> out = RunCommand(options, absl::Minutes(5));
+  EXPECT_TRUE(out.ok()) << out.status();
+  if (!out.ok()) return {};
+  EXPECT_TRUE(out->exit.success())
+      << argv[0] << " " << out->exit.ToString() << "\n"
+      << out->stdout_data << out->stderr_data;
+  return *out;
+}
+
+TEST(BaseImageTest, FsckClean) {
+  Subprocess::Output out = RunOrFail({"e2fsck", "-fn", g_image});
+  std::cerr << out.stdout_data;
+}
+
+TEST(BaseImageTest, SampleOfPackagesMatchesTheArchives) {
+  ImageReader image(g_image);
+  int checked = 0, setuid = 0;
+  for (const char* package :
+       {"passwd", "podman", "crun", "conmon", "busybox-static", "libc6",
+        "ca-certificates", "e2fsprogs", "iptables", "base-files"}) {
+    const std::string deb = absl::StrCat(g_debs, "/", package, ".deb");
+    absl::Status read = ReadDebData(
+        deb, [&](const FileEntry& entry, absl::string_view data) {
+          if (entry.path.empty()) return absl::OkStatus();
+          ext2_ino_t ino;
+          ext2_inode inode;
+          const std::string where = absl::StrCat(package, ": /", entry.path);
+          if (!image.Stat(entry.path, &ino, &inode)) {
+            ADD_FAILURE() << where << " is not in the image";
+            return absl::OkStatus();
+          }
+          ++checked;
+          switch (entry.type) {
+            case FileEntry::Type::kDirectory:
+              // Directories shared by packages keep the first attributes;
+              // merged /usr makes /bin a link to one.
+              EXPECT_TRUE(LINUX_S_ISDIR(inode.i_mode) ||
+                          LINUX_S_ISLNK(inode.i_mode))
+                  << where;
+              return absl::OkStatus();
+            case FileEntry::Type::kSymlink:
+              EXPECT_TRUE(LINUX_S_ISLNK(inode.i_mode)) << where;
+              EXPECT_EQ(image.LinkTarget(ino, inode), entry.link_target)
+                  << where;
+              break;
+            case FileEntry::Type::kFile:
+            case FileEntry::Type::kHardlink:
+              EXPECT_TRUE(LINUX_S_ISREG(inode.i_mode)) << where;
+              if (entry.type == FileEntry::Type::kFile) {
+                EXPECT_EQ(EXT2_I_SIZE(&inode), data.size()) << where;
+              }
+              setuid += (entry.mode & 04000) != 0;
+              break;
+            default:
+              break;
+          }
+          EXPECT_EQ(inode.i_mode & 07777, entry.mode & 07777) << where;
+          EXPECT_EQ(inode_uid(inode), entry.uid) << where;
+          EXPECT_EQ(inode_gid(inode), entry.gid) << where;
+          return absl::OkStatus();
+        });
+    ASSERT_TRUE(read.ok()) << read;
+  }
+  std::cerr << checked << " entries checked, " << setuid << " setuid\n";
+  EXPECT_GT(checked, 500);
+  EXPECT_GE(setuid, 4);  // passwd's chfn, chsh, gpasswd, passwd.
+}
+
+TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
+  ImageReader image(g_image);
+  EXPECT_THAT(image.Read("etc/passwd"), HasSubstr("root:x:0:0:root:/root:"));
+  EXPECT_THAT(image.Read("etc/group"), HasSubstr("shadow:x:42:"));
+  ext2_ino_t ino;
+  ext2_inode inode;
+  ASSERT_TRUE(image.Stat("etc/shadow", &ino, &inode));
+  EXPECT_EQ(inode.i_mode & 07777, 0640);
+  EXPECT_EQ(inode_gid(inode), 42u);
+  // The CA bundle holds every certificate the package ships.
+  const std::string bundle = image.Read("etc/ssl/certs/ca-certificates.crt");
+  const std::string conf = image.Read("etc/ca-certificates.conf");
+  const int certs = std::count(conf.begin(), conf.end(), '\n') - 1;
+  EXPECT_GT(certs, 100);
+  int in_bundle = 0;
+  for (size_t at = 0;
+       (at = bundle.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos;
+       ++at) {
+    ++in_bundle;
+  }
+  EXPECT_EQ(in_bundle, certs);
+  // OpenSSL finds CAs by subject hash: one link per certificate.
+  ASSERT_TRUE(image.Stat("etc/ssl/certs", &ino, &inode));
+  const std::string first = conf.substr(conf.find('\n') + 1);
+  const std::string name = first.substr(first.find('/') + 1,
+                                        first.find(".crt") - first.find('/') - 1);
+  ASSERT_TRUE(image.Stat(absl::StrCat("etc/ssl/certs/", name, ".pem"), &ino,
+                         &inode))
+      << name;
+  EXPECT_TRUE(LINUX_S_ISLNK(inode.i_mode));
+  // dpkg knows every package; alternatives, base-files and merged /usr.
+  const std::string status = image.Read("var/lib/dpkg/status");
+  absl::StatusOr<std::string> lock_json = ReadFile(g_lock);
+  ASSERT_TRUE(lock_json.ok());
+  absl::StatusOr<Lockfile> lock = LockfileFromJson(*lock_json);
+  ASSERT_TRUE(lock.ok());
+  for (const LockedPackage& p : lock->packages()) {
+    EXPECT_THAT(status, HasSubstr(absl::StrCat("Package: ", p.name(),
+                                               "\nStatus: install ok installed")));
+  }
+  for (const auto& [path, target] : std::vector<std::pair<std::string, std::string>>{
+           {"usr/sbin/iptables", "iptables-nft"},
+           {"bin", "usr/bin"},
+           {"var/run", "/run"},
+           {"sbin/init", "fcvm-init"}}) {
+    ASSERT_TRUE(image.Stat(path, &ino, &inode)) << path;
+    EXPECT_EQ(image.LinkTarget(ino, inode), target) << path;
+  }
+  EXPECT_THAT(image.Read("etc/profile"), HasSubstr("PATH"));
+  EXPECT_THAT(image.Read("etc/containers/storage.conf"),
+              HasSubstr("graphroot = \"/var/lib/containers/storage\""));
+  EXPECT_THAT(image.Read("usr/lib/os-release"), HasSubstr("bookworm"));
+}
+
+// The tool run twice more, by hand, on the same inputs: the same bytes as
+// Bazel's build.
+TEST(BaseImageTest, RebuildsAreByteIdentical) {
+  absl::StatusOr<std::string> built = Sha256File(g_image);
+  ASSERT_TRUE(built.ok()) << built.status();
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = absl::StrCat(TestDir(), "/rebuild-", i, ".ext4");
+    RunOrFail({g_tool, "--definition=" + g_definition, "--lock=" + g_lock,
+               "--debs_dir=" + g_debs,
+               "--extra=/sbin/fcvm-init=" + g_init + ":0755",
+               "--output=" + out});
+    absl::StatusOr<std::string> again = Sha256File(out);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, *built) << "rebuild " << i << " differs";
+  }
+  std::cerr << g_cpu << " base image sha256 " << *built << "\n";
+}
+
+AssembleOptions RealOptions() {
+  AssembleOptions options;
+  absl::StatusOr<ImageDefinition> definition = ReadImageDefinition(g_definition);
+  EXPECT_TRUE(definition.ok()) << definition.status();
+  options.definition = *definition;
+  options.definition_dir = g_definition.substr(0, g_definition.rfind('/'));
+  absl::StatusOr<std::string> json = ReadFile(g_lock);
+  EXPECT_TRUE(json.ok());
+  options.lock = *LockfileFromJson(*json);
+  options.debs_dir = g_debs;
+  options.output = TestDir() + "/refused.ext4";
+  return options;
+}
+
+TEST(BaseImageTest, WrongArchiveHashIsRefused) {
+  AssembleOptions options = RealOptions();
+  LockedPackage* podman = nullptr;
+  for (LockedPackage& p : *options.lock.mutable_packages()) {
+    if (p.name() == "podman") podman = &p;
+  }
+  ASSERT_NE(podman, nullptr);
+  const std::string real = podman->sha256();
+  podman->set_sha256(std::string(64, '0'));
+  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(report.status().message(), HasSubstr("package podman"));
+  EXPECT_THAT(report.status().message(), HasSubstr(real));
+  EXPECT_THAT(report.status().message(), HasSubstr(std::string(64, '0')));
+}
+
+TEST(BaseImageTest, UncoveredMaintainerScriptsFailTheBuild) {
+  AssembleOptions options = RealOptions();
+  // Drop the entry that covers podman (and the others it names).
+  auto* entries = options.definition.mutable_maintainer_scripts();
+  for (int i = 0; i < entries->size(); ++i) {
+    for (const std::string& p : entries->Get(i).packages()) {
+      if (p == "podman") {
+        entries->DeleteSubrange(i, 1);
+        break;
+      }
+    }
+  }
+  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(report.status().message(),
+              HasSubstr("podman (postinst, postrm, prerm)"));
+}
+
+TEST(BaseImageTest, UnknownFixupIsNamed) {
+  AssembleOptions options = RealOptions();
+  options.definition.mutable_maintainer_scripts(0)->set_fixup("run-the-scripts");
+  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(report.status().message(),
+              HasSubstr("unknown fix-up 'run-the-scripts'"));
+}
+
+}  // namespace
+}  // namespace fcvm::rootfs
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleMock(&argc, argv);
+  if (argc != 8) {
+    std::cerr << "usage: " << argv[0]
+              << " CPU IMAGE BUILD_IMAGE DEFINITION LOCK DEBS_DIR INIT\n";
+    return 2;
+  }
+  using namespace fcvm::rootfs;
+  g_cpu = argv[1];
+  g_image = argv[2];
+  g_tool = argv[3];
+  g_definition = argv[4];
+  g_lock = argv[5];
+  g_debs = argv[6];
+  g_init = argv[7];
+  return RUN_ALL_TESTS();
+}
