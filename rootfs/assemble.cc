@@ -99,14 +99,18 @@ class Assembler {
     ASSIGN_OR_RETURN(Ext4Options ext4, ImageOptions());
     ASSIGN_OR_RETURN(image_, Ext4Image::Create(options_.output, ext4));
 
+    const PathFilter filter(
+        {definition.path_exclude().begin(), definition.path_exclude().end()},
+        {definition.path_include().begin(), definition.path_include().end()});
     if (fixups_.count("merged-usr")) RETURN_IF_ERROR(MergedUsr());
     if (fixups_.count("base-files")) RETURN_IF_ERROR(BaseFilesLinks());
     for (const Package& p : packages_) {
-      RETURN_IF_ERROR(
-          UnpackDeb(p.locked->name(), p.deb, *image_,
-                    [this](const FileEntry& entry, absl::string_view data) {
-                      Capture(entry, data);
-                    }));
+      RETURN_IF_ERROR(UnpackDeb(
+          p.locked->name(), p.deb, *image_,
+          [this](const FileEntry& entry, absl::string_view data) {
+            Capture(entry, data);
+          },
+          filter));
     }
     RETURN_IF_ERROR(AddDefinitionEntries());
     if (fixups_.count("base-files")) RETURN_IF_ERROR(BaseFiles());

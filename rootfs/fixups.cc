@@ -55,7 +55,8 @@ std::string WithNewline(absl::string_view text) {
 // Each line with its second field replaced by "x".
 std::string ShadowedLines(absl::string_view master) {
   std::string out;
-  for (absl::string_view line : absl::StrSplit(master, '\n', absl::SkipEmpty())) {
+  for (absl::string_view line :
+       absl::StrSplit(master, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> fields = absl::StrSplit(line, ':');
     fields[1] = "x";
     absl::StrAppend(&out, absl::StrJoin(fields, ":"), "\n");

@@ -1,5 +1,7 @@
 #include "rootfs/unpack.h"
 
+#include <fnmatch.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
@@ -27,9 +29,12 @@ absl::Status CheckMaintainerScripts(
     if (count > 1) twice.push_back(package);
   }
   for (const MaintainerScripts& entry : image.maintainer_scripts()) {
-    if (entry.handling_case() == MaintainerScripts::HANDLING_NOT_SET ||
-        (entry.has_reason() && entry.reason().empty()) ||
-        (entry.has_fixup() && entry.fixup().empty())) {
+    if (entry.packages().empty()) {
+      empty_handling.push_back(
+          absl::StrCat("(no packages) ", entry.fixup(), entry.reason()));
+    } else if (entry.handling_case() == MaintainerScripts::HANDLING_NOT_SET ||
+               (entry.has_reason() && entry.reason().empty()) ||
+               (entry.has_fixup() && entry.fixup().empty())) {
       empty_handling.push_back(absl::StrJoin(entry.packages(), ", "));
     }
   }
@@ -46,7 +51,8 @@ absl::Status CheckMaintainerScripts(
   }
   if (!empty_handling.empty()) {
     problems.push_back(
-        absl::StrCat("entries with neither a fix-up nor a reason: [",
+        absl::StrCat("entries without packages, or with neither a fix-up "
+                     "nor a reason: [",
                      absl::StrJoin(empty_handling, "], ["), "]"));
   }
   if (problems.empty()) return absl::OkStatus();
@@ -54,12 +60,25 @@ absl::Status CheckMaintainerScripts(
       "image '", image.name(), "': ", absl::StrJoin(problems, ". ")));
 }
 
+bool PathFilter::Keep(const std::string& path) const {
+  const std::string absolute = "/" + path;
+  auto matches = [&](const std::vector<std::string>& patterns) {
+    for (const std::string& pattern : patterns) {
+      if (fnmatch(pattern.c_str(), absolute.c_str(), 0) == 0) return true;
+    }
+    return false;
+  };
+  return !matches(exclude_) || matches(include_);
+}
+
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image, const EntryObserver& observe) {
+                       Ext4Image& image, const EntryObserver& observe,
+                       const PathFilter& filter) {
   return Annotate(
       ReadDebData(deb_path,
                   [&](const FileEntry& entry, absl::string_view data) {
                     if (observe) observe(entry, data);
+                    if (!filter.Keep(entry.path)) return absl::OkStatus();
                     return image.Add(entry, data);
                   }),
       absl::StrCat("unpacking package ", package));

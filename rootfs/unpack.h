@@ -25,11 +25,27 @@ absl::Status CheckMaintainerScripts(
 using EntryObserver =
     std::function<void(const FileEntry& entry, absl::string_view data)>;
 
+// Which archive paths go into the image: dpkg's path-exclude/path-include
+// (fnmatch on "/<path>" without FNM_PATHNAME, so '*' matches '/').
+class PathFilter {
+ public:
+  PathFilter() = default;
+  PathFilter(std::vector<std::string> exclude, std::vector<std::string> include)
+      : exclude_(std::move(exclude)), include_(std::move(include)) {}
+  // `path` as in FileEntry: relative, no leading '/'.
+  bool Keep(const std::string& path) const;
+
+ private:
+  std::vector<std::string> exclude_, include_;
+};
+
 // Unpacks the data of the .deb at `deb_path` (package `package`) into
-// `image`, as dpkg would lay it out, without running anything. Errors name
-// the package.
+// `image`, as dpkg would lay it out, without running anything; `observe`
+// sees every entry, kept or not, and entries `filter` drops are left out.
+// Errors name the package.
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image, const EntryObserver& observe = {});
+                       Ext4Image& image, const EntryObserver& observe = {},
+                       const PathFilter& filter = {});
 
 }  // namespace fcvm::rootfs
 

@@ -41,6 +41,7 @@ TEST(CheckMaintainerScriptsTest, ListsEverythingMissingAtOnce) {
     name: "base"
     maintainer_scripts { packages: "libc6" reason: "x" }
     maintainer_scripts { packages: "libc6" packages: "dpkg" }
+    maintainer_scripts { fixup: "passwd" }
   )pb");
   absl::Status status =
       CheckMaintainerScripts(image, {{"libc6", {"postinst"}},
@@ -53,8 +54,21 @@ TEST(CheckMaintainerScriptsTest, ListsEverythingMissingAtOnce) {
       "image 'base': packages with maintainer scripts but no "
       "maintainer_scripts entry (give the fix-up that replaces them or the "
       "reason none is needed): iptables (postinst); podman (postinst, "
-      "prerm). packages named in more than one entry: libc6. entries with "
-      "neither a fix-up nor a reason: [libc6, dpkg]");
+      "prerm). packages named in more than one entry: libc6. entries without "
+      "packages, or with neither a fix-up nor a reason: [libc6, dpkg], "
+      "[(no packages) passwd]");
+}
+
+TEST(PathFilterTest, ExcludeUnlessIncludedLikeDpkg) {
+  PathFilter filter({"/usr/share/doc/*", "/usr/share/locale/*"},
+                    {"/usr/share/doc/*/copyright"});
+  EXPECT_TRUE(filter.Keep("usr/bin/podman"));
+  EXPECT_FALSE(filter.Keep("usr/share/doc/podman/changelog.Debian.gz"));
+  EXPECT_TRUE(filter.Keep("usr/share/doc/podman/copyright"));
+  // '*' crosses '/', as in dpkg.
+  EXPECT_FALSE(filter.Keep("usr/share/locale/de/LC_MESSAGES/gpg.mo"));
+  EXPECT_TRUE(filter.Keep("usr/share/doc"));
+  EXPECT_TRUE(PathFilter().Keep("anything"));
 }
 
 }  // namespace

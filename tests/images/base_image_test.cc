@@ -26,6 +26,7 @@
 #include "rootfs/assemble.h"
 #include "rootfs/deb_archive.h"
 #include "rootfs/image_lock.h"
+#include "rootfs/unpack.h"
 
 namespace fcvm::rootfs {
 namespace {
@@ -90,7 +91,8 @@ Subprocess::Output RunOrFail(const std::vector<std::string>& argv) {
   SubprocessOptions options{.argv = argv};
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;
-  absl::StatusOr<Subprocess::Output> out = RunCommand(options, absl::Minutes(5));
+  absl::StatusOr<Subprocess::Output> out =
+      RunCommand(options, absl::Minutes(5));
   EXPECT_TRUE(out.ok()) << out.status();
   if (!out.ok()) return {};
   EXPECT_TRUE(out->exit.success())
@@ -106,17 +108,31 @@ TEST(BaseImageTest, FsckClean) {
 
 TEST(BaseImageTest, SampleOfPackagesMatchesTheArchives) {
   ImageReader image(g_image);
-  int checked = 0, setuid = 0;
+  absl::StatusOr<ImageDefinition> definition =
+      ReadImageDefinition(g_definition);
+  ASSERT_TRUE(definition.ok()) << definition.status();
+  const PathFilter filter(
+      {definition->path_exclude().begin(), definition->path_exclude().end()},
+      {definition->path_include().begin(), definition->path_include().end()});
+  int checked = 0, setuid = 0, left_out = 0;
   for (const char* package :
        {"passwd", "podman", "crun", "conmon", "busybox-static", "libc6",
         "ca-certificates", "e2fsprogs", "iptables", "base-files"}) {
     const std::string deb = absl::StrCat(g_debs, "/", package, ".deb");
-    absl::Status read = ReadDebData(
-        deb, [&](const FileEntry& entry, absl::string_view data) {
+    absl::Status read =
+        ReadDebData(deb, [&](const FileEntry& entry, absl::string_view data) {
           if (entry.path.empty()) return absl::OkStatus();
           ext2_ino_t ino;
           ext2_inode inode;
           const std::string where = absl::StrCat(package, ": /", entry.path);
+          if (!filter.Keep(entry.path)) {
+            // Left out (documentation), unless a kept path made it a parent.
+            ++left_out;
+            EXPECT_TRUE(entry.type == FileEntry::Type::kDirectory ||
+                        !image.Stat(entry.path, &ino, &inode))
+                << where << " should have been left out";
+            return absl::OkStatus();
+          }
           if (!image.Stat(entry.path, &ino, &inode)) {
             ADD_FAILURE() << where << " is not in the image";
             return absl::OkStatus();
@@ -153,7 +169,13 @@ TEST(BaseImageTest, SampleOfPackagesMatchesTheArchives) {
         });
     ASSERT_TRUE(read.ok()) << read;
   }
-  std::cerr << checked << " entries checked, " << setuid << " setuid\n";
+  std::cerr << checked << " entries checked, " << setuid << " setuid, "
+            << left_out << " left out\n";
+  EXPECT_GT(left_out, 50);
+  // Copyright files stay.
+  ext2_ino_t ino;
+  ext2_inode inode;
+  EXPECT_TRUE(image.Stat("usr/share/doc/podman/copyright", &ino, &inode));
   EXPECT_GT(checked, 500);
   EXPECT_GE(setuid, 4);  // passwd's chfn, chsh, gpasswd, passwd.
 }
@@ -173,8 +195,8 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
   const int certs = std::count(conf.begin(), conf.end(), '\n') - 1;
   EXPECT_GT(certs, 100);
   int in_bundle = 0;
-  for (size_t at = 0;
-       (at = bundle.find("-----BEGIN CERTIFICATE-----", at)) != std::string::npos;
+  for (size_t at = 0; (at = bundle.find("-----BEGIN CERTIFICATE-----", at)) !=
+                      std::string::npos;
        ++at) {
     ++in_bundle;
   }
@@ -182,10 +204,10 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
   // OpenSSL finds CAs by subject hash: one link per certificate.
   ASSERT_TRUE(image.Stat("etc/ssl/certs", &ino, &inode));
   const std::string first = conf.substr(conf.find('\n') + 1);
-  const std::string name = first.substr(first.find('/') + 1,
-                                        first.find(".crt") - first.find('/') - 1);
-  ASSERT_TRUE(image.Stat(absl::StrCat("etc/ssl/certs/", name, ".pem"), &ino,
-                         &inode))
+  const std::string name = first.substr(
+      first.find('/') + 1, first.find(".crt") - first.find('/') - 1);
+  ASSERT_TRUE(
+      image.Stat(absl::StrCat("etc/ssl/certs/", name, ".pem"), &ino, &inode))
       << name;
   EXPECT_TRUE(LINUX_S_ISLNK(inode.i_mode));
   // dpkg knows every package; alternatives, base-files and merged /usr.
@@ -195,10 +217,12 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
   absl::StatusOr<Lockfile> lock = LockfileFromJson(*lock_json);
   ASSERT_TRUE(lock.ok());
   for (const LockedPackage& p : lock->packages()) {
-    EXPECT_THAT(status, HasSubstr(absl::StrCat("Package: ", p.name(),
-                                               "\nStatus: install ok installed")));
+    EXPECT_THAT(status,
+                HasSubstr(absl::StrCat("Package: ", p.name(),
+                                       "\nStatus: install ok installed")));
   }
-  for (const auto& [path, target] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [path, target] :
+       std::vector<std::pair<std::string, std::string>>{
            {"usr/sbin/iptables", "iptables-nft"},
            {"bin", "usr/bin"},
            {"var/run", "/run"},
@@ -232,7 +256,8 @@ TEST(BaseImageTest, RebuildsAreByteIdentical) {
 
 AssembleOptions RealOptions() {
   AssembleOptions options;
-  absl::StatusOr<ImageDefinition> definition = ReadImageDefinition(g_definition);
+  absl::StatusOr<ImageDefinition> definition =
+      ReadImageDefinition(g_definition);
   EXPECT_TRUE(definition.ok()) << definition.status();
   options.definition = *definition;
   options.definition_dir = g_definition.substr(0, g_definition.rfind('/'));
@@ -282,7 +307,8 @@ TEST(BaseImageTest, UncoveredMaintainerScriptsFailTheBuild) {
 
 TEST(BaseImageTest, UnknownFixupIsNamed) {
   AssembleOptions options = RealOptions();
-  options.definition.mutable_maintainer_scripts(0)->set_fixup("run-the-scripts");
+  options.definition.mutable_maintainer_scripts(0)->set_fixup(
+      "run-the-scripts");
   absl::StatusOr<AssembleReport> report = AssembleImage(options);
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(),
