@@ -1,6 +1,7 @@
 #include "rootfs/assemble.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -23,6 +24,8 @@
 #include "rootfs/deb_archive.h"
 #include "rootfs/ext4_image.h"
 #include "rootfs/fixups.h"
+#include "rootfs/oci_archive.h"
+#include "rootfs/tar_layer.h"
 #include "rootfs/unpack.h"
 
 namespace fcvm::rootfs {
@@ -97,7 +100,16 @@ class Assembler {
     }
     RETURN_IF_ERROR(CheckMaintainerScripts(definition, scripts));
     ASSIGN_OR_RETURN(Ext4Options ext4, ImageOptions());
-    ASSIGN_OR_RETURN(image_, Ext4Image::Create(options_.output, ext4));
+    const std::string layer_path = options_.output + ".layer.tmp";
+    Ext4Image* ext4_image = nullptr;
+    if (options_.format == ImageFormat::kExt4) {
+      ASSIGN_OR_RETURN(std::unique_ptr<Ext4Image> created,
+                       Ext4Image::Create(options_.output, ext4));
+      ext4_image = created.get();
+      image_ = std::move(created);
+    } else {
+      ASSIGN_OR_RETURN(image_, TarLayer::Create(layer_path, ext4.timestamp));
+    }
 
     const PathFilter filter(
         {definition.path_exclude().begin(), definition.path_exclude().end()},
@@ -117,10 +129,30 @@ class Assembler {
     if (fixups_.count("passwd")) RETURN_IF_ERROR(Passwd());
     if (fixups_.count("ca-certificates")) RETURN_IF_ERROR(CaCerts());
     if (fixups_.count("dpkg-status")) RETURN_IF_ERROR(DpkgStatus());
-    report_.blocks_used = image_->used_blocks();
-    RETURN_IF_ERROR(image_->Finish());
     report_.packages = packages_.size();
-    report_.size_bytes = ext4.size_bytes;
+    if (ext4_image != nullptr) {
+      report_.blocks_used = ext4_image->used_blocks();
+      RETURN_IF_ERROR(image_->Finish());
+      report_.size_bytes = ext4.size_bytes;
+      return report_;
+    }
+    RETURN_IF_ERROR(image_->Finish());
+    OciArchiveOptions oci;
+    oci.layer = layer_path;
+    oci.architecture = options_.lock.architecture();
+    oci.config = definition.oci().config();
+    oci.ref_name = definition.oci().ref_name().empty()
+                       ? absl::StrCat("fcvm/", definition.name(), ":latest")
+                       : definition.oci().ref_name();
+    oci.timestamp = definition.source_date_epoch();
+    oci.output = options_.output;
+    absl::StatusOr<OciArchiveReport> written = WriteOciArchive(oci);
+    unlink(layer_path.c_str());
+    RETURN_IF_ERROR(written.status());
+    report_.uuid = written->manifest_digest;
+    struct stat st;
+    if (stat(options_.output.c_str(), &st) == 0)
+      report_.size_bytes = st.st_size;
     return report_;
   }
 
@@ -409,7 +441,7 @@ class Assembler {
   const AssembleOptions& options_;
   std::set<std::string> fixups_;
   std::vector<Package> packages_;
-  std::unique_ptr<Ext4Image> image_;
+  std::unique_ptr<ImageSink> image_;
   std::string passwd_master_, group_master_;
   std::map<std::string, std::string> certs_;
   std::map<std::string, std::string> base_files_;  // By name.

@@ -17,7 +17,13 @@ struct ExtraFile {
   uint32_t mode = 0755;
 };
 
+enum class ImageFormat {
+  kExt4,  // A VM root filesystem.
+  kOci,   // A container image: an OCI archive with one layer.
+};
+
 struct AssembleOptions {
+  ImageFormat format = ImageFormat::kExt4;
   ImageDefinition definition;
   std::string definition_dir;  // Where `files` sources are.
   Lockfile lock;
@@ -34,7 +40,8 @@ struct AssembleReport {
   std::string uuid;
 };
 
-// Builds the ext4 image of `definition` from the locked .debs, without
+// Builds the ext4 image (or OCI archive) of `definition` from the locked
+// .debs, without
 // running any maintainer script: checks every archive's sha256 against the
 // lock, checks that every package shipping scripts is covered by a
 // maintainer_scripts entry (fix-up or reason), unpacks the packages in lock

@@ -26,7 +26,9 @@ ABSL_FLAG(std::string, debs_dir, "",
 ABSL_FLAG(std::vector<std::string>, extra, {},
           "files from the build: IMAGE_PATH=HOST_PATH[:OCTAL_MODE], "
           "comma-separated");
-ABSL_FLAG(std::string, output, "", "the ext4 image to write");
+ABSL_FLAG(std::string, output, "", "the image to write");
+ABSL_FLAG(std::string, format, "ext4",
+          "ext4 (a VM root filesystem) or oci (a container image archive)");
 
 namespace fcvm::rootfs {
 namespace {
@@ -77,7 +79,21 @@ absl::Status Run() {
     options.extra_files.push_back(std::move(file));
   }
   options.output = absl::GetFlag(FLAGS_output);
+  const std::string format = absl::GetFlag(FLAGS_format);
+  if (format == "oci") {
+    options.format = ImageFormat::kOci;
+  } else if (format != "ext4") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--format '", format, "': expected ext4 or oci"));
+  }
   ASSIGN_OR_RETURN(AssembleReport report, AssembleImage(options));
+  if (options.format == ImageFormat::kOci) {
+    std::cerr << options.output << ": OCI image '" << options.definition.name()
+              << "' (" << options.lock.architecture() << "), "
+              << report.packages << " packages, " << report.size_bytes
+              << " bytes, manifest " << report.uuid << "\n";
+    return absl::OkStatus();
+  }
   std::cerr << options.output << ": image '" << options.definition.name()
             << "' (" << options.lock.architecture() << "), " << report.packages
             << " packages (" << report.packages_with_scripts

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "rootfs/deb_archive.h"
+#include "rootfs/image_sink.h"
 
 struct struct_ext2_filsys;
 
@@ -39,24 +40,24 @@ struct Ext4Options {
 // followed within the image root (absolute targets start at the image root),
 // and a path that would leave the root is refused. Missing parents are made
 // as 0755 root:root directories.
-class Ext4Image {
+class Ext4Image : public ImageSink {
  public:
   // Creates `path` (sparse, size_bytes) holding an empty filesystem with
   // "/" and "/lost+found".
   static absl::StatusOr<std::unique_ptr<Ext4Image>> Create(
       const std::string& path, const Ext4Options& options);
-  ~Ext4Image();
+  ~Ext4Image() override;
 
   // Adds one entry; `data` is the content of a regular file. A directory
   // that exists already keeps its first attributes (as dpkg does); any other
   // existing path is an error naming it.
-  absl::Status Add(const FileEntry& entry, absl::string_view data);
+  absl::Status Add(const FileEntry& entry, absl::string_view data) override;
 
   // Blocks in use so far (metadata included).
   uint64_t used_blocks() const;
 
   // Writes the metadata and closes the image. Nothing may be added after.
-  absl::Status Finish();
+  absl::Status Finish() override;
 
  private:
   Ext4Image() = default;

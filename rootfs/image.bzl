@@ -1,4 +1,4 @@
-"""rootfs_image: an ext4 root filesystem from an image definition.
+"""rootfs_image: an ext4 root filesystem or OCI image from an image definition.
 
 Runs //rootfs:build_image on the definition, one architecture's lockfile and
 that lockfile's .deb archives (a debian_archives repository), plus files from
@@ -8,7 +8,7 @@ source_date_epoch.
 """
 
 def _rootfs_image_impl(ctx):
-    out = ctx.actions.declare_file(ctx.label.name + ".ext4")
+    out = ctx.actions.declare_file(ctx.label.name + (".tar" if ctx.attr.format == "oci" else ".ext4"))
     debs = ctx.files.debs
     if not debs:
         fail("rootfs_image %s: no .deb archives in %s" % (ctx.label, ctx.attr.debs.label))
@@ -32,6 +32,7 @@ def _rootfs_image_impl(ctx):
         extra_files.append(files[0])
     if extras:
         args.add("--extra=" + ",".join(extras))
+    args.add("--format=" + ctx.attr.format)
     args.add("--output=" + out.path)
     ctx.actions.run(
         executable = ctx.executable._tool,
@@ -45,11 +46,16 @@ def _rootfs_image_impl(ctx):
 
 rootfs_image = rule(
     implementation = _rootfs_image_impl,
-    doc = "An ext4 image (<name>.ext4) built from an image definition and its locked packages.",
+    doc = "An ext4 image (<name>.ext4) or OCI archive (<name>.tar) built from an image definition and its locked packages.",
     attrs = {
         "definition": attr.label(allow_single_file = [".textproto"], mandatory = True),
         "lock": attr.label(allow_single_file = [".lock"], mandatory = True),
         "debs": attr.label(mandatory = True, doc = "every locked .deb, as NAME.deb in one directory"),
+        "format": attr.string(
+            default = "ext4",
+            values = ["ext4", "oci"],
+            doc = "ext4: a VM root filesystem (<name>.ext4); oci: a container image archive (<name>.tar)",
+        ),
         "files": attr.label_list(allow_files = True, doc = "the definition's `files` sources"),
         "extra": attr.label_keyed_string_dict(
             allow_files = True,

@@ -36,10 +36,12 @@ absl::Status LockOne(const std::string& workspace, const std::string& name,
   const std::string dir = absl::StrCat(workspace, "/images/", name);
   const std::string definition_path = dir + "/image.textproto";
   ASSIGN_OR_RETURN(ImageDefinition image, ReadImageDefinition(definition_path));
-  if (image.name() != name) {
-    return absl::InvalidArgumentError(absl::StrCat(definition_path,
-                                                   ": name is '", image.name(),
-                                                   "', expected '", name, "'"));
+  // images/oci/nginx is image "nginx".
+  const std::string expected = name.substr(name.rfind('/') + 1);
+  if (image.name() != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(definition_path, ": name is '", image.name(),
+                     "', expected '", expected, "'"));
   }
   for (const std::string& arch : image.architectures()) {
     ASSIGN_OR_RETURN(Lockfile lock,

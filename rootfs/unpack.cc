@@ -72,7 +72,7 @@ bool PathFilter::Keep(const std::string& path) const {
 }
 
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image, const EntryObserver& observe,
+                       ImageSink& image, const EntryObserver& observe,
                        const PathFilter& filter) {
   return Annotate(
       ReadDebData(deb_path,

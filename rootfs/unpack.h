@@ -44,7 +44,7 @@ class PathFilter {
 // sees every entry, kept or not, and entries `filter` drops are left out.
 // Errors name the package.
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       Ext4Image& image, const EntryObserver& observe = {},
+                       ImageSink& image, const EntryObserver& observe = {},
                        const PathFilter& filter = {});
 
 }  // namespace fcvm::rootfs
