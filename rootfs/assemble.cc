@@ -21,6 +21,7 @@
 #include "base/status.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "rootfs/apk_archive.h"
 #include "rootfs/deb_archive.h"
 #include "rootfs/ext4_image.h"
 #include "rootfs/fixups.h"
@@ -32,9 +33,9 @@ namespace fcvm::rootfs {
 namespace {
 
 const std::set<std::string>& KnownFixups() {
-  static const auto* known =
-      new std::set<std::string>{"merged-usr",      "base-files", "passwd",
-                                "ca-certificates", "symlinks",   "dpkg-status"};
+  static const auto* known = new std::set<std::string>{
+      "merged-usr", "base-files",  "passwd",       "ca-certificates",
+      "symlinks",   "dpkg-status", "busybox-links"};
   return *known;
 }
 
@@ -42,6 +43,7 @@ constexpr char kPasswdMaster[] = "usr/share/base-passwd/passwd.master";
 constexpr char kGroupMaster[] = "usr/share/base-passwd/group.master";
 constexpr char kCaDir[] = "usr/share/ca-certificates/";
 constexpr char kBaseFilesDir[] = "usr/share/base-files/";
+constexpr char kBusyboxPaths[] = "etc/busybox-paths.d/busybox";
 // Debian's fixed system groups (base-passwd).
 constexpr uint32_t kMailGid = 8;
 constexpr uint32_t kShadowGid = 42;
@@ -53,12 +55,17 @@ struct Package {
   DebControl control;
 };
 
-// Installed-Size (KiB) from a control file; 0 when absent.
-uint64_t InstalledKib(absl::string_view control) {
+// Installed size in bytes from a Debian control file (Installed-Size:, in
+// KiB) or an apk .PKGINFO ("size = ", in bytes); 0 when absent.
+uint64_t InstalledBytes(absl::string_view control) {
   for (absl::string_view line : absl::StrSplit(control, '\n')) {
+    uint64_t value = 0;
     if (absl::ConsumePrefix(&line, "Installed-Size:")) {
-      uint64_t kib = 0;
-      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &kib)) return kib;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &value))
+        return value * 1024;
+    } else if (absl::ConsumePrefix(&line, "size = ")) {
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &value))
+        return value;
     }
   }
   return 0;
@@ -91,6 +98,13 @@ class Assembler {
 
   absl::StatusOr<AssembleReport> Run() {
     const ImageDefinition& definition = options_.definition;
+    apk_ = definition.package_format() == "apk";
+    if (!apk_ && !definition.package_format().empty() &&
+        definition.package_format() != "deb") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("package_format '", definition.package_format(),
+                       "' is neither deb nor apk"));
+    }
     RETURN_IF_ERROR(CheckFixupNames());
     RETURN_IF_ERROR(ReadPackages());
     std::map<std::string, std::vector<std::string>> scripts;
@@ -117,7 +131,7 @@ class Assembler {
     if (fixups_.count("merged-usr")) RETURN_IF_ERROR(MergedUsr());
     if (fixups_.count("base-files")) RETURN_IF_ERROR(BaseFilesLinks());
     for (const Package& p : packages_) {
-      RETURN_IF_ERROR(UnpackDeb(
+      RETURN_IF_ERROR((apk_ ? UnpackApk : UnpackDeb)(
           p.locked->name(), p.deb, *image_,
           [this](const FileEntry& entry, absl::string_view data) {
             Capture(entry, data);
@@ -129,6 +143,7 @@ class Assembler {
     if (fixups_.count("passwd")) RETURN_IF_ERROR(Passwd());
     if (fixups_.count("ca-certificates")) RETURN_IF_ERROR(CaCerts());
     if (fixups_.count("dpkg-status")) RETURN_IF_ERROR(DpkgStatus());
+    if (fixups_.count("busybox-links")) RETURN_IF_ERROR(BusyboxLinks());
     report_.packages = packages_.size();
     if (ext4_image != nullptr) {
       report_.blocks_used = ext4_image->used_blocks();
@@ -176,7 +191,8 @@ class Assembler {
   absl::Status ReadPackages() {
     for (const LockedPackage& locked : options_.lock.packages()) {
       Package p{&locked,
-                absl::StrCat(options_.debs_dir, "/", locked.name(), ".deb"),
+                absl::StrCat(options_.debs_dir, "/", locked.name(),
+                             apk_ ? ".apk" : ".deb"),
                 {}};
       ASSIGN_OR_RETURN(
           std::string sha256,
@@ -186,9 +202,18 @@ class Assembler {
             "package ", locked.name(), ": archive ", p.deb, " has sha256 ",
             sha256, " but the lock says ", locked.sha256()));
       }
-      ASSIGN_OR_RETURN(p.control,
-                       Annotate(ReadDebControl(p.deb),
-                                absl::StrCat("package ", locked.name())));
+      if (apk_) {
+        // .PKGINFO stands in for the control file; its scripts likewise.
+        ASSIGN_OR_RETURN(ApkControl control,
+                         Annotate(ReadApkControl(p.deb),
+                                  absl::StrCat("package ", locked.name())));
+        p.control.control = std::move(control.pkginfo);
+        p.control.scripts = std::move(control.scripts);
+      } else {
+        ASSIGN_OR_RETURN(p.control,
+                         Annotate(ReadDebControl(p.deb),
+                                  absl::StrCat("package ", locked.name())));
+      }
       packages_.push_back(std::move(p));
     }
     if (packages_.empty()) {
@@ -214,7 +239,7 @@ class Assembler {
     for (const Package& p : packages_) {
       absl::StrAppend(&identity, p.locked->name(), "=", p.locked->sha256(),
                       ";");
-      bytes += InstalledKib(p.control.control) * 1024;
+      bytes += InstalledBytes(p.control.control);
     }
     for (const ImageFile& file : definition.files()) {
       ASSIGN_OR_RETURN(std::string data, ReadSource(file));
@@ -347,6 +372,7 @@ class Assembler {
 
   void Capture(const FileEntry& entry, absl::string_view data) {
     if (entry.type != FileEntry::Type::kFile) return;
+    if (entry.path == kBusyboxPaths) busybox_paths_ = std::string(data);
     absl::string_view base_file = entry.path;
     if (absl::ConsumePrefix(&base_file, kBaseFilesDir)) {
       base_files_[std::string(base_file)] = std::string(data);
@@ -431,6 +457,28 @@ class Assembler {
     return absl::OkStatus();
   }
 
+  // `busybox --install -s` (Alpine busybox's post-install), from the applet
+  // paths the package lists in /etc/busybox-paths.d/busybox: a symlink to
+  // /bin/busybox for each one no package ships itself.
+  absl::Status BusyboxLinks() {
+    if (busybox_paths_.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("fix-up busybox-links: no /", kBusyboxPaths,
+                       " was unpacked (is busybox among the packages?)"));
+    }
+    for (absl::string_view line :
+         absl::StrSplit(busybox_paths_, '\n', absl::SkipEmpty())) {
+      line = absl::StripAsciiWhitespace(line);
+      if (line.empty()) continue;
+      ASSIGN_OR_RETURN(std::string path, ImagePath(line, "busybox applet"));
+      if (path == "bin/busybox") continue;
+      absl::Status added = AddSymlink(path, "/bin/busybox");
+      if (absl::IsAlreadyExists(added)) continue;  // A real program wins.
+      RETURN_IF_ERROR(added);
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status DpkgStatus() {
     std::vector<std::string> controls;
     for (const Package& p : packages_) controls.push_back(p.control.control);
@@ -439,12 +487,14 @@ class Assembler {
   }
 
   const AssembleOptions& options_;
+  bool apk_ = false;  // Alpine packages.
   std::set<std::string> fixups_;
   std::vector<Package> packages_;
   std::unique_ptr<ImageSink> image_;
   std::string passwd_master_, group_master_;
   std::map<std::string, std::string> certs_;
   std::map<std::string, std::string> base_files_;  // By name.
+  std::string busybox_paths_;
   AssembleReport report_;
 };
 

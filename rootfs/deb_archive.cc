@@ -160,10 +160,17 @@ absl::Status ReadDebData(
                    Member(members, "data.tar", deb_path));
   const std::string what = absl::StrCat(deb_path, ": data.tar");
   ASSIGN_OR_RETURN(Reader a, OpenTar(*tar, what));
+  return VisitTarEntries(a.get(), what, visit);
+}
+
+absl::Status VisitTarEntries(
+    archive* a, const std::string& what,
+    const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
+        visit) {
   archive_entry* e;
   int rc;
   std::string data;
-  while ((rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
+  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     FileEntry entry;
     ASSIGN_OR_RETURN(
         entry.path,
@@ -197,14 +204,14 @@ absl::Status ReadDebData(
     data.clear();
     if (entry.type == FileEntry::Type::kFile) {
       data.resize(static_cast<size_t>(archive_entry_size(e)));
-      la_ssize_t n = archive_read_data(a.get(), data.data(), data.size());
+      la_ssize_t n = archive_read_data(a, data.data(), data.size());
       if (n < 0 || static_cast<size_t>(n) != data.size()) {
-        return ArchiveError(a.get(), absl::StrCat(what, ": ", entry.path));
+        return ArchiveError(a, absl::StrCat(what, ": ", entry.path));
       }
     }
     RETURN_IF_ERROR(visit(entry, data));
   }
-  if (rc != ARCHIVE_EOF) return ArchiveError(a.get(), what);
+  if (rc != ARCHIVE_EOF) return ArchiveError(a, what);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
+struct archive;
+
 namespace fcvm::rootfs {
 
 // One entry of a package's file tree, as the archive states it.
@@ -65,6 +67,14 @@ absl::StatusOr<DebControl> ReadDebControl(const std::string& deb_path);
 // root (path or hard-link target) are refused, naming the package file.
 absl::Status ReadDebData(
     const std::string& deb_path,
+    const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
+        visit);
+
+// Reads every remaining entry of the open tar reader `a` as a FileEntry
+// (paths normalized, escapes refused, contents of regular files); `what`
+// names the archive in errors. Shared by the .deb and .apk readers.
+absl::Status VisitTarEntries(
+    ::archive* a, const std::string& what,
     const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
         visit);
 

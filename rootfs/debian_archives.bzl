@@ -76,23 +76,27 @@ def _debian_archives_impl(rctx):
     lock = json.decode(rctx.read(rctx.attr.lockfile))
     roots = {}
     names = []
+    files = []
     for p in lock["packages"]:
         mirror = p["mirror"]
         if mirror not in roots:
             roots[mirror] = _mirror_root(rctx, mirror)
         url = roots[mirror] + "/" + p["path"]
-        out = "debs/%s.deb" % p["name"]
+        # .deb, or .apk for Alpine locks: debs/<name>.<ext> either way.
+        ext = "apk" if p["path"].endswith(".apk") else "deb"
+        out = "debs/%s.%s" % (p["name"], ext)
         result = rctx.download(url = url, output = out, sha256 = p["sha256"], allow_fail = True)
         if not result.success:
             _explain_failure(rctx, p, url, out + ".unverified", mirror)
         names.append(p["name"])
+        files.append(out)
     build = ['package(default_visibility = ["//visibility:public"])', ""]
-    build.append('exports_files(glob(["debs/*.deb"]))')
+    build.append('exports_files(glob(["debs/*"]))')
     build.append("")
     build.append('filegroup(\n    name = "debs",\n    srcs = [%s],\n)' %
-                 ", ".join(['"debs/%s.deb"' % n for n in names]))
-    for n in names:
-        build.append('\nalias(\n    name = "%s",\n    actual = "debs/%s.deb",\n)' % (n, n))
+                 ", ".join(['"%s"' % f for f in files]))
+    for n, f in zip(names, files):
+        build.append('\nalias(\n    name = "%s",\n    actual = "%s",\n)' % (n, f))
     rctx.file("BUILD.bazel", "\n".join(build) + "\n")
     rctx.file("WORKSPACE", 'workspace(name = "%s")\n' % rctx.name)
 

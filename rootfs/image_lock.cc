@@ -2,14 +2,18 @@
 
 #include <archive.h>
 
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/file.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "rootfs/apk_index.h"
+#include "rootfs/apk_signature.h"
 #include "rootfs/debian_index.h"
 #include "rootfs/fetch.h"
 #include "rootfs/mirrors.h"
@@ -88,6 +92,72 @@ absl::Status ReadSource(const PackageSource& source, const std::string& arch,
   return absl::OkStatus();
 }
 
+struct ApkSourced {
+  ApkRecord record;
+  std::string mirror;
+  std::string index_dir;  // <suite>/<component>/<arch>, relative to the root.
+};
+
+absl::StatusOr<Lockfile> LockApk(const ImageDefinition& image,
+                                 const std::string& arch,
+                                 const LockOptions& options) {
+  std::vector<ApkRecord> records;
+  std::map<std::pair<std::string, std::string>, ApkSourced> where;
+  for (const PackageSource& source : image.sources()) {
+    ASSIGN_OR_RETURN(std::string root, FindMirrorRoot(source.mirror()));
+    for (const std::string& component : source.components()) {
+      const std::string dir =
+          absl::StrCat(source.suite(), "/", component, "/", arch);
+      const std::string url = absl::StrCat(root, "/", dir, "/APKINDEX.tar.gz");
+      const std::string local = absl::StrCat(
+          options.scratch_dir, "/", source.mirror(), "-", source.suite(), "-",
+          component, "-", arch, "-APKINDEX.tar.gz");
+      RETURN_IF_ERROR(FetchToFile(
+          url, local,
+          {.what = "APKINDEX of " + dir, .timeout = absl::Minutes(2)}));
+      RETURN_IF_ERROR(VerifyApkSignature(local, options.apk_keys_dir).status());
+      ASSIGN_OR_RETURN(std::string text, ReadApkIndexArchive(local));
+      ASSIGN_OR_RETURN(std::vector<ApkRecord> parsed, ParseApkIndex(text, url));
+      for (ApkRecord& r : parsed) {
+        // The first source that lists a package version wins.
+        where.emplace(std::make_pair(r.name, r.version),
+                      ApkSourced{r, source.mirror(), dir});
+        records.push_back(std::move(r));
+      }
+    }
+  }
+  std::vector<std::string> roots(image.packages().begin(),
+                                 image.packages().end());
+  ASSIGN_OR_RETURN(std::vector<ApkRecord> closure,
+                   ResolveApkClosure(records, roots));
+  Lockfile lock;
+  lock.set_image(image.name());
+  lock.set_architecture(arch);
+  *lock.mutable_sources() = image.sources();
+  for (const ApkRecord& r : closure) {
+    const ApkSourced& s = where.at({r.name, r.version});
+    ASSIGN_OR_RETURN(std::string root, FindMirrorRoot(s.mirror));
+    const std::string path = absl::StrCat(s.index_dir, "/", r.FileName());
+    const std::string local =
+        absl::StrCat(options.scratch_dir, "/", r.FileName());
+    RETURN_IF_ERROR(
+        FetchToFile(absl::StrCat(root, "/", path), local,
+                    {.what = "package " + r.name, .expected_size = r.size}));
+    RETURN_IF_ERROR(Annotate(VerifyApkPackage(local, r.checksum),
+                             absl::StrCat("package ", r.name)));
+    ASSIGN_OR_RETURN(std::string sha256, Sha256File(local));
+    LockedPackage* p = lock.add_packages();
+    p->set_name(r.name);
+    p->set_version(r.version);
+    p->set_architecture(r.arch);
+    p->set_mirror(s.mirror);
+    p->set_path(path);
+    p->set_size(r.size);
+    p->set_sha256(sha256);
+  }
+  return lock;
+}
+
 }  // namespace
 
 absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
@@ -98,6 +168,14 @@ absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
   if (image.sources().empty() || image.packages().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(context, ": the definition needs sources and packages"));
+  }
+  if (image.package_format() == "apk") {
+    return Annotate(LockApk(image, arch, options), context);
+  }
+  if (!image.package_format().empty() && image.package_format() != "deb") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": package_format '", image.package_format(),
+                     "' is neither deb nor apk"));
   }
   std::vector<PackageRecord> records;
   for (const PackageSource& source : image.sources()) {

@@ -27,6 +27,8 @@ ABSL_FLAG(
 ABSL_FLAG(std::vector<std::string>, keyring,
           {"/usr/share/keyrings/debian-archive-keyring.gpg"},
           "OpenPGP keyrings that may sign the mirrors' InRelease files");
+ABSL_FLAG(std::string, apk_keys, "/etc/apk/keys",
+          "directory of the public keys that may sign Alpine APKINDEX files");
 
 namespace fcvm::rootfs {
 namespace {
@@ -47,6 +49,7 @@ absl::Status LockOne(const std::string& workspace, const std::string& name,
     ASSIGN_OR_RETURN(Lockfile lock,
                      LockImage(image, arch,
                                {.keyrings = absl::GetFlag(FLAGS_keyring),
+                                .apk_keys_dir = absl::GetFlag(FLAGS_apk_keys),
                                 .scratch_dir = scratch}));
     ASSIGN_OR_RETURN(std::string json, LockfileToJson(lock));
     const std::string out = absl::StrCat(dir, "/", arch, ".lock");

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "rootfs/apk_archive.h"
 #include "rootfs/deb_archive.h"
 
 namespace fcvm::rootfs {
@@ -71,17 +72,36 @@ bool PathFilter::Keep(const std::string& path) const {
   return !matches(exclude_) || matches(include_);
 }
 
+namespace {
+
+using ArchiveReader = absl::Status (*)(
+    const std::string& path,
+    const std::function<absl::Status(const FileEntry&, absl::string_view)>&);
+
+absl::Status Unpack(ArchiveReader read, const std::string& package,
+                    const std::string& path, ImageSink& image,
+                    const EntryObserver& observe, const PathFilter& filter) {
+  return Annotate(read(path,
+                       [&](const FileEntry& entry, absl::string_view data) {
+                         if (observe) observe(entry, data);
+                         if (!filter.Keep(entry.path)) return absl::OkStatus();
+                         return image.Add(entry, data);
+                       }),
+                  absl::StrCat("unpacking package ", package));
+}
+
+}  // namespace
+
 absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
                        ImageSink& image, const EntryObserver& observe,
                        const PathFilter& filter) {
-  return Annotate(
-      ReadDebData(deb_path,
-                  [&](const FileEntry& entry, absl::string_view data) {
-                    if (observe) observe(entry, data);
-                    if (!filter.Keep(entry.path)) return absl::OkStatus();
-                    return image.Add(entry, data);
-                  }),
-      absl::StrCat("unpacking package ", package));
+  return Unpack(&ReadDebData, package, deb_path, image, observe, filter);
+}
+
+absl::Status UnpackApk(const std::string& package, const std::string& apk_path,
+                       ImageSink& image, const EntryObserver& observe,
+                       const PathFilter& filter) {
+  return Unpack(&ReadApkData, package, apk_path, image, observe, filter);
 }
 
 }  // namespace fcvm::rootfs

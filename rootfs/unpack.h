@@ -47,6 +47,11 @@ absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
                        ImageSink& image, const EntryObserver& observe = {},
                        const PathFilter& filter = {});
 
+// The same for an Alpine .apk (its data segment).
+absl::Status UnpackApk(const std::string& package, const std::string& apk_path,
+                       ImageSink& image, const EntryObserver& observe = {},
+                       const PathFilter& filter = {});
+
 }  // namespace fcvm::rootfs
 
 #endif  // FCVM_ROOTFS_UNPACK_H_
