@@ -4,6 +4,7 @@
 //   build_image --definition=images/base/image.textproto \
 //     --lock=images/base/amd64.lock --debs_dir=<dir of NAME.deb> \
 //     --extra=/sbin/fcvm-init=<static init>:0755 --output=base.ext4
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -73,6 +74,16 @@ absl::Status Run() {
   ASSIGN_OR_RETURN(std::string json, ReadFile(absl::GetFlag(FLAGS_lock)));
   ASSIGN_OR_RETURN(options.lock,
                    Annotate(LockfileFromJson(json), absl::GetFlag(FLAGS_lock)));
+  // The reproducible-builds convention overrides the definition's time.
+  const char* epoch = std::getenv("SOURCE_DATE_EPOCH");
+  if (epoch != nullptr && *epoch != '\0') {
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(epoch, &seconds) || seconds < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SOURCE_DATE_EPOCH '", epoch, "' is not a number of seconds"));
+    }
+    options.definition.set_source_date_epoch(seconds);
+  }
   options.debs_dir = absl::GetFlag(FLAGS_debs_dir);
   for (const std::string& flag : absl::GetFlag(FLAGS_extra)) {
     ASSIGN_OR_RETURN(ExtraFile file, ParseExtra(flag));
