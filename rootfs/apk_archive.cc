@@ -78,4 +78,24 @@ absl::Status ReadApkData(
       });
 }
 
+absl::StatusOr<std::string> ReadApkIndexArchive(const std::string& path) {
+  ASSIGN_OR_RETURN(Reader a, Open(path));
+  std::string text;
+  bool found = false;
+  RETURN_IF_ERROR(VisitTarEntries(
+      a.get(), path,
+      [&](const FileEntry& entry, absl::string_view data) -> absl::Status {
+        if (entry.path == "APKINDEX") {
+          text = std::string(data);
+          found = true;
+        }
+        return absl::OkStatus();
+      }));
+  if (!found) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": no APKINDEX in it"));
+  }
+  return text;
+}
+
 }  // namespace fcvm::rootfs

@@ -29,6 +29,10 @@ absl::Status ReadApkData(
     const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
         visit);
 
+// The APKINDEX text out of an APKINDEX.tar.gz (its gzip members hold the
+// signature, then the index).
+absl::StatusOr<std::string> ReadApkIndexArchive(const std::string& path);
+
 }  // namespace fcvm::rootfs
 
 #endif  // FCVM_ROOTFS_APK_ARCHIVE_H_

@@ -1,8 +1,5 @@
 #include "rootfs/apk_index.h"
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include <algorithm>
 #include <cctype>
 #include <deque>
@@ -200,35 +197,6 @@ absl::StatusOr<std::vector<ApkRecord>> ParseApkIndex(absl::string_view text,
     return absl::InvalidArgumentError(absl::StrCat(origin, ": no packages"));
   }
   return records;
-}
-
-absl::StatusOr<std::string> ReadApkIndexArchive(const std::string& path) {
-  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(),
-                                                archive_read_free);
-  archive_read_support_filter_gzip(a.get());
-  archive_read_support_format_tar(a.get());
-  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) !=
-      ARCHIVE_OK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": ", archive_error_string(a.get())));
-  }
-  archive_entry* entry;
-  int rc;
-  while ((rc = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK) {
-    if (std::string(archive_entry_pathname(entry)) != "APKINDEX") continue;
-    std::string text(static_cast<size_t>(archive_entry_size(entry)), '\0');
-    if (archive_read_data(a.get(), text.data(), text.size()) !=
-        static_cast<la_ssize_t>(text.size())) {
-      return absl::DataLossError(
-          absl::StrCat(path, ": APKINDEX: ", archive_error_string(a.get())));
-    }
-    return text;
-  }
-  if (rc != ARCHIVE_EOF) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": ", archive_error_string(a.get())));
-  }
-  return absl::InvalidArgumentError(absl::StrCat(path, ": no APKINDEX in it"));
 }
 
 namespace {

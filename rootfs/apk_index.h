@@ -37,10 +37,6 @@ struct ApkRecord {
 absl::StatusOr<std::vector<ApkRecord>> ParseApkIndex(absl::string_view text,
                                                      absl::string_view origin);
 
-// The APKINDEX text out of an APKINDEX.tar.gz (its gzip members hold the
-// signature, then the index).
-absl::StatusOr<std::string> ReadApkIndexArchive(const std::string& path);
-
 // The dependency closure of `roots` in `index`, sorted by name, as apk
 // would install it: a name is the newest package of that name satisfying
 // every constraint seen, else the provider of that name (so:, cmd:, pc: or

@@ -7,6 +7,7 @@
 #include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rootfs/apk_archive.h"
 #include "rootfs/testing/apk_fixture.h"
 
 namespace fcvm::rootfs {

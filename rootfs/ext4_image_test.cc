@@ -10,6 +10,7 @@
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rootfs/testing/entries.h"
 
 namespace fcvm::rootfs {
 namespace {
@@ -21,16 +22,7 @@ std::string TmpPath(const std::string& name) {
   return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
 }
 
-FileEntry Entry(Type type, const std::string& path, mode_t mode,
-                uint32_t uid = 0, uint32_t gid = 0) {
-  FileEntry e;
-  e.type = type;
-  e.path = path;
-  e.mode = mode;
-  e.uid = uid;
-  e.gid = gid;
-  return e;
-}
+using testing::MakeEntry;
 
 Ext4Options Options() {
   Ext4Options o;
@@ -50,32 +42,32 @@ const std::string kCap(
 // A small tree with one of everything.
 absl::Status Populate(Ext4Image& image) {
   std::vector<std::pair<FileEntry, std::string>> entries;
-  entries.push_back({Entry(Type::kDirectory, "usr", 0755), ""});
-  entries.push_back({Entry(Type::kDirectory, "usr/bin", 0755), ""});
-  FileEntry bin = Entry(Type::kSymlink, "bin", 0777);
+  entries.push_back({MakeEntry(Type::kDirectory, "usr", 0755), ""});
+  entries.push_back({MakeEntry(Type::kDirectory, "usr/bin", 0755), ""});
+  FileEntry bin = MakeEntry(Type::kSymlink, "bin", 0777);
   bin.link_target = "usr/bin";
   entries.push_back({bin, ""});
   entries.push_back(
-      {Entry(Type::kFile, "bin/busybox", 0755), std::string(300000, 'B')});
-  entries.push_back({Entry(Type::kFile, "usr/bin/su", 04755), "setuid"});
-  FileEntry ping = Entry(Type::kFile, "usr/bin/ping", 0755);
+      {MakeEntry(Type::kFile, "bin/busybox", 0755), std::string(300000, 'B')});
+  entries.push_back({MakeEntry(Type::kFile, "usr/bin/su", 04755), "setuid"});
+  FileEntry ping = MakeEntry(Type::kFile, "usr/bin/ping", 0755);
   ping.xattrs["security.capability"] = kCap;
   entries.push_back({ping, "ping"});
-  FileEntry sh = Entry(Type::kSymlink, "usr/bin/sh", 0777);
+  FileEntry sh = MakeEntry(Type::kSymlink, "usr/bin/sh", 0777);
   sh.link_target = "/bin/busybox";
   entries.push_back({sh, ""});
-  FileEntry hard = Entry(Type::kHardlink, "usr/bin/ls", 0755);
+  FileEntry hard = MakeEntry(Type::kHardlink, "usr/bin/ls", 0755);
   hard.link_target = "usr/bin/busybox";
   entries.push_back({hard, ""});
+  entries.push_back({MakeEntry(Type::kFile, "etc/shadow", 0640, 0, 42),
+                     "root:*:19000::::::\n"});
   entries.push_back(
-      {Entry(Type::kFile, "etc/shadow", 0640, 0, 42), "root:*:19000::::::\n"});
-  entries.push_back(
-      {Entry(Type::kFile, "home/user/empty", 0600, 1000, 1000), ""});
-  FileEntry null = Entry(Type::kCharDevice, "dev/null", 0666);
+      {MakeEntry(Type::kFile, "home/user/empty", 0600, 1000, 1000), ""});
+  FileEntry null = MakeEntry(Type::kCharDevice, "dev/null", 0666);
   null.rdev_major = 1;
   null.rdev_minor = 3;
   entries.push_back({null, ""});
-  entries.push_back({Entry(Type::kFifo, "run/initctl", 0600), ""});
+  entries.push_back({MakeEntry(Type::kFifo, "run/initctl", 0600), ""});
   for (const auto& [entry, data] : entries) {
     if (absl::Status s = image.Add(entry, data); !s.ok()) return s;
   }
@@ -162,11 +154,11 @@ TEST(Ext4ImageTest, SymlinkOutOfRootIsRefused) {
   absl::StatusOr<std::unique_ptr<Ext4Image>> image =
       Ext4Image::Create(TmpPath("escape.ext4"), Options());
   ASSERT_TRUE(image.ok());
-  FileEntry up = Entry(Type::kSymlink, "up", 0777);
+  FileEntry up = MakeEntry(Type::kSymlink, "up", 0777);
   up.link_target = "../../..";
   ASSERT_TRUE((*image)->Add(up, "").ok());  // A dangling link is fine...
   absl::Status status =
-      (*image)->Add(Entry(Type::kFile, "up/etc/passwd", 0644), "x");
+      (*image)->Add(MakeEntry(Type::kFile, "up/etc/passwd", 0644), "x");
   EXPECT_EQ(status.code(),
             absl::StatusCode::kInvalidArgument);  // ...going through it is not.
   EXPECT_THAT(
@@ -174,12 +166,13 @@ TEST(Ext4ImageTest, SymlinkOutOfRootIsRefused) {
       HasSubstr(
           "leads out of the image root through symlink 'up' -> '../../..'"));
   // An absolute link is followed inside the image.
-  FileEntry etc = Entry(Type::kSymlink, "etc2", 0777);
+  FileEntry etc = MakeEntry(Type::kSymlink, "etc2", 0777);
   etc.link_target = "/etc";
-  ASSERT_TRUE((*image)->Add(Entry(Type::kDirectory, "etc", 0755), "").ok());
+  ASSERT_TRUE((*image)->Add(MakeEntry(Type::kDirectory, "etc", 0755), "").ok());
   ASSERT_TRUE((*image)->Add(etc, "").ok());
-  EXPECT_TRUE(
-      (*image)->Add(Entry(Type::kFile, "etc2/hostname", 0644), "fcvm\n").ok());
+  EXPECT_TRUE((*image)
+                  ->Add(MakeEntry(Type::kFile, "etc2/hostname", 0644), "fcvm\n")
+                  .ok());
   ASSERT_TRUE((*image)->Finish().ok());
   ExpectFsckClean(TmpPath("escape.ext4"));
   EXPECT_EQ(Debugfs(TmpPath("escape.ext4"), "cat /etc/hostname"), "fcvm\n");
@@ -189,19 +182,20 @@ TEST(Ext4ImageTest, ConflictsAndSymlinkLoops) {
   absl::StatusOr<std::unique_ptr<Ext4Image>> image =
       Ext4Image::Create(TmpPath("conflict.ext4"), Options());
   ASSERT_TRUE(image.ok());
-  ASSERT_TRUE((*image)->Add(Entry(Type::kFile, "etc/a", 0644), "1").ok());
-  absl::Status again = (*image)->Add(Entry(Type::kFile, "etc/a", 0644), "2");
+  ASSERT_TRUE((*image)->Add(MakeEntry(Type::kFile, "etc/a", 0644), "1").ok());
+  absl::Status again =
+      (*image)->Add(MakeEntry(Type::kFile, "etc/a", 0644), "2");
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(std::string(again.message()),
               HasSubstr("adding '/etc/a': the path exists already"));
   // A directory seen twice keeps its first attributes.
-  EXPECT_TRUE((*image)->Add(Entry(Type::kDirectory, "etc", 0700), "").ok());
-  FileEntry loop = Entry(Type::kSymlink, "loop", 0777);
+  EXPECT_TRUE((*image)->Add(MakeEntry(Type::kDirectory, "etc", 0700), "").ok());
+  FileEntry loop = MakeEntry(Type::kSymlink, "loop", 0777);
   loop.link_target = "loop";
   ASSERT_TRUE((*image)->Add(loop, "").ok());
   EXPECT_THAT(
       std::string(
-          (*image)->Add(Entry(Type::kFile, "loop/x", 0644), "").message()),
+          (*image)->Add(MakeEntry(Type::kFile, "loop/x", 0644), "").message()),
       HasSubstr("too many symlinks"));
   ASSERT_TRUE((*image)->Finish().ok());
   EXPECT_THAT(Debugfs(TmpPath("conflict.ext4"), "stat /etc"),
@@ -215,17 +209,18 @@ TEST(Ext4ImageTest, DirectoryEntryThroughSymlinkToDirectory) {
   absl::StatusOr<std::unique_ptr<Ext4Image>> image =
       Ext4Image::Create(path, Options());
   ASSERT_TRUE(image.ok());
-  ASSERT_TRUE((*image)->Add(Entry(Type::kDirectory, "usr/bin", 0755), "").ok());
-  FileEntry bin = Entry(Type::kSymlink, "bin", 0777);
+  ASSERT_TRUE(
+      (*image)->Add(MakeEntry(Type::kDirectory, "usr/bin", 0755), "").ok());
+  FileEntry bin = MakeEntry(Type::kSymlink, "bin", 0777);
   bin.link_target = "usr/bin";
   ASSERT_TRUE((*image)->Add(bin, "").ok());
-  EXPECT_TRUE((*image)->Add(Entry(Type::kDirectory, "bin", 0700), "").ok());
-  EXPECT_TRUE((*image)->Add(Entry(Type::kFile, "bin/sh", 0755), "sh").ok());
+  EXPECT_TRUE((*image)->Add(MakeEntry(Type::kDirectory, "bin", 0700), "").ok());
+  EXPECT_TRUE((*image)->Add(MakeEntry(Type::kFile, "bin/sh", 0755), "sh").ok());
   // A symlink to a file is no directory.
-  FileEntry file_link = Entry(Type::kSymlink, "sh", 0777);
+  FileEntry file_link = MakeEntry(Type::kSymlink, "sh", 0777);
   file_link.link_target = "bin/sh";
   ASSERT_TRUE((*image)->Add(file_link, "").ok());
-  EXPECT_EQ((*image)->Add(Entry(Type::kDirectory, "sh", 0755), "").code(),
+  EXPECT_EQ((*image)->Add(MakeEntry(Type::kDirectory, "sh", 0755), "").code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_GT((*image)->used_blocks(), 0u);
   ASSERT_TRUE((*image)->Finish().ok());
@@ -241,16 +236,18 @@ TEST(Ext4ImageTest, LargeDirectoriesGrow) {
       Ext4Image::Create(path, Options());
   ASSERT_TRUE(image.ok());
   // Files, symlinks and hard links, enough to fill many directory blocks.
-  ASSERT_TRUE((*image)->Add(Entry(Type::kFile, "man/base.gz", 0644), "x").ok());
+  ASSERT_TRUE(
+      (*image)->Add(MakeEntry(Type::kFile, "man/base.gz", 0644), "x").ok());
   for (int i = 0; i < 600; ++i) {
     std::string n = absl::StrCat("man/page-with-a-long-name-", i);
-    absl::Status s = (*image)->Add(Entry(Type::kFile, n + ".gz", 0644), "y");
+    absl::Status s =
+        (*image)->Add(MakeEntry(Type::kFile, n + ".gz", 0644), "y");
     ASSERT_TRUE(s.ok()) << s;
-    FileEntry link = Entry(Type::kSymlink, n + ".link.gz", 0777);
+    FileEntry link = MakeEntry(Type::kSymlink, n + ".link.gz", 0777);
     link.link_target = "base.gz";
     s = (*image)->Add(link, "");
     ASSERT_TRUE(s.ok()) << s;
-    FileEntry hard = Entry(Type::kHardlink, n + ".hard.gz", 0644);
+    FileEntry hard = MakeEntry(Type::kHardlink, n + ".hard.gz", 0644);
     hard.link_target = "man/base.gz";
     s = (*image)->Add(hard, "");
     ASSERT_TRUE(s.ok()) << s;
@@ -271,9 +268,9 @@ TEST(Ext4ImageTest, ManyBlockGroups) {
   ASSERT_TRUE(image.ok());
   for (int d = 0; d < 40; ++d) {
     for (int f = 0; f < 40; ++f) {
-      absl::Status s =
-          (*image)->Add(Entry(Type::kFile, absl::StrCat("d", d, "/f", f), 0644),
-                        std::string(20000, 'q'));
+      absl::Status s = (*image)->Add(
+          MakeEntry(Type::kFile, absl::StrCat("d", d, "/f", f), 0644),
+          std::string(20000, 'q'));
       ASSERT_TRUE(s.ok()) << s;
     }
   }

@@ -12,6 +12,7 @@
 #include "base/status.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "rootfs/apk_archive.h"
 #include "rootfs/apk_index.h"
 #include "rootfs/apk_signature.h"
 #include "rootfs/debian_index.h"

@@ -8,6 +8,7 @@
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rootfs/testing/entries.h"
 
 namespace fcvm::rootfs {
 namespace {
@@ -19,33 +20,24 @@ std::string Tmp(const std::string& name) {
   return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
 }
 
-FileEntry Entry(Type type, const std::string& path, mode_t mode,
-                uint32_t uid = 0, uint32_t gid = 0) {
-  FileEntry e;
-  e.type = type;
-  e.path = path;
-  e.mode = mode;
-  e.uid = uid;
-  e.gid = gid;
-  return e;
-}
+using testing::MakeEntry;
 
 absl::Status Populate(TarLayer& layer) {
-  FileEntry link = Entry(Type::kSymlink, "bin/sh", 0777);
+  FileEntry link = MakeEntry(Type::kSymlink, "bin/sh", 0777);
   link.link_target = "busybox";
-  FileEntry hard = Entry(Type::kHardlink, "bin/ls", 0755);
+  FileEntry hard = MakeEntry(Type::kHardlink, "bin/ls", 0755);
   hard.link_target = "bin/busybox";
-  FileEntry ping = Entry(Type::kFile, "bin/ping", 0755);
+  FileEntry ping = MakeEntry(Type::kFile, "bin/ping", 0755);
   ping.xattrs["security.capability"] = std::string("\x01\x00\x00\x02", 4);
   for (const auto& [entry, data] :
        std::vector<std::pair<FileEntry, std::string>>{
-           {Entry(Type::kFile, "bin/busybox", 0755), "BUSYBOX"},
+           {MakeEntry(Type::kFile, "bin/busybox", 0755), "BUSYBOX"},
            {link, ""},
            {hard, ""},
            {ping, "ping"},
-           {Entry(Type::kFile, "usr/bin/passwd", 04755), "x"},
-           {Entry(Type::kFile, "etc/shadow", 0640, 0, 42), "root:*::\n"},
-           {Entry(Type::kDirectory, "bin", 0700), ""}}) {
+           {MakeEntry(Type::kFile, "usr/bin/passwd", 04755), "x"},
+           {MakeEntry(Type::kFile, "etc/shadow", 0640, 0, 42), "root:*::\n"},
+           {MakeEntry(Type::kDirectory, "bin", 0700), ""}}) {
     if (absl::Status s = layer.Add(entry, data); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -109,18 +101,18 @@ TEST(TarLayerTest, RefusesConflictsAndWritingThroughLinks) {
   absl::StatusOr<std::unique_ptr<TarLayer>> layer =
       TarLayer::Create(Tmp("bad.tar"), 1);
   ASSERT_TRUE(layer.ok());
-  ASSERT_TRUE((*layer)->Add(Entry(Type::kFile, "etc/a", 0644), "1").ok());
-  EXPECT_EQ((*layer)->Add(Entry(Type::kFile, "etc/a", 0644), "2").code(),
+  ASSERT_TRUE((*layer)->Add(MakeEntry(Type::kFile, "etc/a", 0644), "1").ok());
+  EXPECT_EQ((*layer)->Add(MakeEntry(Type::kFile, "etc/a", 0644), "2").code(),
             absl::StatusCode::kAlreadyExists);
-  FileEntry lib = Entry(Type::kSymlink, "lib", 0777);
+  FileEntry lib = MakeEntry(Type::kSymlink, "lib", 0777);
   lib.link_target = "usr/lib";
   ASSERT_TRUE((*layer)->Add(lib, "").ok());
   absl::Status through =
-      (*layer)->Add(Entry(Type::kFile, "lib/x.so", 0644), "");
+      (*layer)->Add(MakeEntry(Type::kFile, "lib/x.so", 0644), "");
   EXPECT_EQ(through.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(through.message()),
               HasSubstr("'/lib/x.so' would be written through '/lib'"));
-  FileEntry hard = Entry(Type::kHardlink, "h", 0644);
+  FileEntry hard = MakeEntry(Type::kHardlink, "h", 0644);
   hard.link_target = "missing";
   EXPECT_FALSE((*layer)->Add(hard, "").ok());
 }
