@@ -115,6 +115,11 @@ class Assembler {
     RETURN_IF_ERROR(CheckMaintainerScripts(definition, scripts));
     ASSIGN_OR_RETURN(Ext4Options ext4, ImageOptions());
     const std::string layer_path = options_.output + ".layer.tmp";
+    // The layer is scratch: gone however this returns.
+    struct RemoveOnExit {
+      const std::string& path;
+      ~RemoveOnExit() { unlink(path.c_str()); }
+    } remove_layer{layer_path};
     Ext4Image* ext4_image = nullptr;
     if (options_.format == ImageFormat::kExt4) {
       ASSIGN_OR_RETURN(std::unique_ptr<Ext4Image> created,
@@ -154,7 +159,11 @@ class Assembler {
     RETURN_IF_ERROR(image_->Finish());
     OciArchiveOptions oci;
     oci.layer = layer_path;
-    oci.architecture = options_.lock.architecture();
+    // OCI names CPUs as Go does; Debian does too, Alpine does not.
+    const std::string& arch = options_.lock.architecture();
+    oci.architecture = arch == "x86_64"    ? "amd64"
+                       : arch == "aarch64" ? "arm64"
+                                           : arch;
     oci.config = definition.oci().config();
     oci.ref_name = definition.oci().ref_name().empty()
                        ? absl::StrCat("fcvm/", definition.name(), ":latest")
@@ -162,7 +171,6 @@ class Assembler {
     oci.timestamp = definition.source_date_epoch();
     oci.output = options_.output;
     absl::StatusOr<OciArchiveReport> written = WriteOciArchive(oci);
-    unlink(layer_path.c_str());
     RETURN_IF_ERROR(written.status());
     report_.uuid = written->manifest_digest;
     struct stat st;
