@@ -1,0 +1,156 @@
+#include "agent/plan.h"
+
+#include <arpa/inet.h>
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fcvm::agent {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("plan: ", field, ": ", why));
+}
+
+bool IsIpv4(const std::string& text) {
+  in_addr addr;
+  return inet_pton(AF_INET, text.c_str(), &addr) == 1;
+}
+
+// RFC 1123 host name: labels of letters, digits and '-', not starting or
+// ending with '-', at most 63 bytes each, 253 in all (64 for sethostname).
+bool IsHostname(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (absl::string_view label : absl::StrSplit(name, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' ||
+        label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(c) && c != '-') return false;
+    }
+  }
+  return true;
+}
+
+bool IsMac(absl::string_view mac) {
+  std::vector<absl::string_view> parts = absl::StrSplit(mac, ':');
+  if (parts.size() != 6) return false;
+  for (absl::string_view part : parts) {
+    if (part.size() != 2 || !absl::ascii_isxdigit(part[0]) ||
+        !absl::ascii_isxdigit(part[1])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status CheckNetwork(const NetworkIdentity& network) {
+  if (!network.ip_cidr().empty()) {
+    std::vector<std::string> parts = absl::StrSplit(network.ip_cidr(), '/');
+    int prefix = -1;
+    if (parts.size() != 2 || !IsIpv4(parts[0]) ||
+        !absl::SimpleAtoi(parts[1], &prefix) || prefix < 1 || prefix > 32) {
+      return Invalid("network.ip_cidr",
+                     absl::StrCat("'", network.ip_cidr(),
+                                  "' is not an IPv4 address/prefix"));
+    }
+  }
+  if (!network.gateway().empty() && !IsIpv4(network.gateway())) {
+    return Invalid("network.gateway",
+                   absl::StrCat("'", network.gateway(), "' is not IPv4"));
+  }
+  for (const std::string& dns : network.dns()) {
+    if (!IsIpv4(dns)) {
+      return Invalid("network.dns", absl::StrCat("'", dns, "' is not IPv4"));
+    }
+  }
+  if (!network.mac().empty() && !IsMac(network.mac())) {
+    return Invalid("network.mac", absl::StrCat("'", network.mac(),
+                                               "' is not xx:xx:xx:xx:xx:xx"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Check(const Plan& plan) {
+  if (plan.image().empty()) return Invalid("image", "required");
+  if (absl::StrContains(plan.image(), " ")) {
+    return Invalid("image", absl::StrCat("'", plan.image(), "' has a space"));
+  }
+  for (const auto& [key, value] : plan.env()) {
+    if (key.empty() || absl::StrContains(key, "=")) {
+      return Invalid("env", absl::StrCat("bad variable name '", key, "'"));
+    }
+  }
+  if (!plan.working_dir().empty() &&
+      !absl::StartsWith(plan.working_dir(), "/")) {
+    return Invalid("working_dir",
+                   absl::StrCat("'", plan.working_dir(), "' is not absolute"));
+  }
+  for (const PortMapping& port : plan.ports()) {
+    if (port.guest_port() == 0 || port.guest_port() > 65535 ||
+        port.host_port() > 65535) {
+      return Invalid("ports",
+                     absl::StrCat("port ", port.host_port(), ":",
+                                  port.guest_port(), " is outside 1-65535"));
+    }
+    if (!port.protocol().empty() && port.protocol() != "tcp" &&
+        port.protocol() != "udp") {
+      return Invalid("ports", absl::StrCat("protocol '", port.protocol(),
+                                           "' is neither tcp nor udp"));
+    }
+  }
+  for (const VolumeMount& volume : plan.volumes()) {
+    if (volume.source_case() == VolumeMount::SOURCE_NOT_SET) {
+      return Invalid("volumes",
+                     absl::StrCat("'", volume.container_path(),
+                                  "' has no block_device or directory"));
+    }
+    if (!absl::StartsWith(volume.container_path(), "/")) {
+      return Invalid("volumes",
+                     absl::StrCat("container_path '", volume.container_path(),
+                                  "' is not absolute"));
+    }
+  }
+  if (!plan.hostname().empty() && !IsHostname(plan.hostname())) {
+    return Invalid("hostname",
+                   absl::StrCat("'", plan.hostname(), "' is not a host name"));
+  }
+  return CheckNetwork(plan.network());
+}
+
+}  // namespace
+
+absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
+  Plan plan;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto status = google::protobuf::util::JsonStringToMessage(std::string(json),
+                                                            &plan, options);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "plan: not a valid plan: ", std::string(status.message())));
+  }
+  RETURN_IF_ERROR(Check(plan));
+  return plan;
+}
+
+absl::StatusOr<std::string> PlanToJson(const Plan& plan) {
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(plan, &json);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("plan to JSON: ", std::string(status.message())));
+  }
+  return json;
+}
+
+}  // namespace fcvm::agent

@@ -1,0 +1,96 @@
+#include "agent/plan.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fcvm::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kNginx[] = R"json({
+  "image": "oci-archive:/dev/vdc",
+  "args": ["nginx", "-g", "daemon off;"],
+  "env": {"LANG": "C.UTF-8"},
+  "workingDir": "/",
+  "ports": [{"hostPort": 8080, "guestPort": 80}],
+  "volumes": [{"blockDevice": "/dev/vdd", "containerPath": "/data", "readOnly": true}],
+  "resources": {"cpus": 2, "memoryMib": "512"},
+  "restart": "RESTART_ON_FAILURE",
+  "hostname": "web-1",
+  "network": {"ipCidr": "10.200.0.2/30", "gateway": "10.200.0.1",
+              "dns": ["10.200.0.1"], "mac": "06:00:0a:c8:00:02"},
+  "generation": "3"
+})json";
+
+TEST(PlanTest, ParsesAFullPlan) {
+  absl::StatusOr<Plan> plan = ParsePlan(kNginx);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->image(), "oci-archive:/dev/vdc");
+  EXPECT_EQ(plan->args_size(), 3);
+  EXPECT_EQ(plan->ports(0).guest_port(), 80u);
+  EXPECT_EQ(plan->volumes(0).block_device(), "/dev/vdd");
+  EXPECT_TRUE(plan->volumes(0).read_only());
+  EXPECT_EQ(plan->resources().memory_mib(), 512u);
+  EXPECT_EQ(plan->restart(), RESTART_ON_FAILURE);
+  EXPECT_EQ(plan->network().gateway(), "10.200.0.1");
+  EXPECT_EQ(plan->generation(), 3u);
+}
+
+TEST(PlanTest, RoundTripsThroughJson) {
+  absl::StatusOr<Plan> plan = ParsePlan(kNginx);
+  ASSERT_TRUE(plan.ok());
+  absl::StatusOr<std::string> json = PlanToJson(*plan);
+  ASSERT_TRUE(json.ok());
+  absl::StatusOr<Plan> again = ParsePlan(*json);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), plan->SerializeAsString());
+}
+
+TEST(PlanTest, SnakeCaseFieldNamesWorkToo) {
+  absl::StatusOr<Plan> plan =
+      ParsePlan(R"({"image": "x", "working_dir": "/srv"})");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->working_dir(), "/srv");
+}
+
+struct Bad {
+  const char* json;
+  const char* message;
+};
+
+TEST(PlanTest, BadPlansAreRefusedNamingTheField) {
+  for (
+      const Bad& bad : std::vector<Bad>{
+          {R"({"image": "x", "imagee": "y"})", "imagee"},
+          {R"({"args": ["a"]})", "image: required"},
+          {"{not json", "not a valid plan"},
+          {R"({"image": "x", "ports": [{"guestPort": 70000}]})",
+           "outside 1-65535"},
+          {R"({"image": "x", "ports": [{"guestPort": 80, "protocol": "sctp"}]})",
+           "protocol 'sctp'"},
+          {R"({"image": "x", "volumes": [{"containerPath": "/d"}]})",
+           "no block_device or directory"},
+          {R"({"image": "x", "volumes": [{"directory": "/a", "containerPath": "d"}]})",
+           "is not absolute"},
+          {R"({"image": "x", "hostname": "-bad-"})", "hostname"},
+          {R"({"image": "x", "env": {"A=B": "c"}})", "bad variable name"},
+          {R"({"image": "x", "network": {"ipCidr": "10.0.0.300/24"}})",
+           "network.ip_cidr"},
+          {R"({"image": "x", "network": {"ipCidr": "10.0.0.2/33"}})",
+           "network.ip_cidr"},
+          {R"({"image": "x", "network": {"gateway": "fe80::1"}})",
+           "network.gateway"},
+          {R"({"image": "x", "network": {"mac": "06:00:0a:c8:00"}})",
+           "network.mac"},
+          {R"({"image": "x", "restart": "SOMETIMES"})", "not a valid plan"},
+          {R"({"image": "x", "workingDir": "srv"})", "working_dir"},
+      }) {
+    absl::StatusOr<Plan> plan = ParsePlan(bad.json);
+    EXPECT_FALSE(plan.ok()) << bad.json;
+    EXPECT_THAT(plan.status().message(), HasSubstr(bad.message)) << bad.json;
+  }
+}
+
+}  // namespace
+}  // namespace fcvm::agent
