@@ -34,10 +34,12 @@ absl::StatusOr<BootConfig> ParseBootConfig(absl::string_view cmdline) {
             "kernel command line: fcvm.hostname is longer than 64 bytes"));
       }
       config.hostname = value;
+    } else if (key == "fcvm.plan") {
+      // The guest agent's (a tiny plan, base64url JSON); it checks it.
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kernel command line: unknown parameter '", key,
-                       "' (known: fcvm.disk, fcvm.agent, fcvm.hostname)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kernel command line: unknown parameter '", key,
+          "' (known: fcvm.disk, fcvm.agent, fcvm.hostname, fcvm.plan)"));
     }
   }
   return config;

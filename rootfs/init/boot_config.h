@@ -13,9 +13,9 @@ namespace fcvm::init {
 struct BootConfig {
   // The per-VM writable disk (fcvm.disk=). Blank -> formatted ext4.
   std::string disk = "/dev/vdb";
-  // The guest agent (fcvm.agent=). When it is not in the image, the init
-  // starts a shell on the console instead (until the agent exists, and for
-  // debugging images).
+  // The guest agent (fcvm.agent=). "shell", or an agent missing from the
+  // image, starts a shell on the console instead (debugging, image tests).
+  // fcvm.plan= is the agent's; the init accepts it and leaves it alone.
   std::string agent = "/usr/sbin/fc-agent";
   std::string hostname = "fcvm";  // fcvm.hostname=
 };

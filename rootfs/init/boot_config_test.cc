@@ -27,6 +27,13 @@ TEST(BootConfigTest, ReadsOurParameters) {
   EXPECT_EQ(config->hostname, "web-1");
 }
 
+TEST(BootConfigTest, LeavesTheAgentsPlanAlone) {
+  absl::StatusOr<BootConfig> config =
+      ParseBootConfig("fcvm.plan=eyJpbWFnZSI6Im5naW54In0 fcvm.agent=shell");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->agent, "shell");
+}
+
 TEST(BootConfigTest, UnknownParameterIsNamed) {
   absl::StatusOr<BootConfig> config = ParseBootConfig("fcvm.dsik=/dev/vdb");
   ASSERT_FALSE(config.ok());

@@ -219,13 +219,15 @@ absl::Status Boot(BootConfig& config) {
 absl::StatusOr<pid_t> StartMain(const BootConfig& config,
                                 const sigset_t& original_mask) {
   std::vector<std::string> argv;
-  if (access(config.agent.c_str(), X_OK) == 0) {
+  if (config.agent != "shell" && access(config.agent.c_str(), X_OK) == 0) {
     argv = {config.agent};
     Say(absl::StrCat("starting the guest agent ", config.agent));
   } else {
     argv = {"/bin/busybox", "sh"};
-    Say(absl::StrCat("no guest agent at ", config.agent,
-                     "; starting a shell on the console"));
+    Say(config.agent == "shell"
+            ? "fcvm.agent=shell: starting a shell on the console"
+            : absl::StrCat("no guest agent at ", config.agent,
+                           "; starting a shell on the console"));
     Say("FCVM-INIT-SHELL");
   }
   pid_t pid = fork();
