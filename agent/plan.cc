@@ -124,6 +124,34 @@ absl::Status Check(const Plan& plan) {
     return Invalid("hostname",
                    absl::StrCat("'", plan.hostname(), "' is not a host name"));
   }
+  const Readiness& readiness = plan.readiness();
+  if (readiness.tcp_port() > 65535) {
+    return Invalid("readiness.tcp_port",
+                   absl::StrCat(readiness.tcp_port(), " is outside 1-65535"));
+  }
+  if (!readiness.http_path().empty() &&
+      (!absl::StartsWith(readiness.http_path(), "/") ||
+       absl::StrContains(readiness.http_path(), " "))) {
+    return Invalid("readiness.http_path",
+                   absl::StrCat("'", readiness.http_path(),
+                                "' is not an absolute path without spaces"));
+  }
+  if (!readiness.http_path().empty() && readiness.tcp_port() == 0 &&
+      plan.ports().empty()) {
+    return Invalid("readiness.http_path", "set, but no port to probe");
+  }
+  if (plan.entropy().size() > 512) {
+    return Invalid("entropy",
+                   absl::StrCat(plan.entropy().size(), " bytes; at most 512"));
+  }
+  if (!plan.machine_id().empty() &&
+      (plan.machine_id().size() != 32 ||
+       plan.machine_id().find_first_not_of("0123456789abcdef") !=
+           std::string::npos)) {
+    return Invalid("machine_id", absl::StrCat("'", plan.machine_id(),
+                                              "' is not 32 lowercase hex "
+                                              "digits"));
+  }
   return CheckNetwork(plan.network());
 }
 

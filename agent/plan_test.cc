@@ -1,5 +1,6 @@
 #include "agent/plan.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -59,6 +60,20 @@ struct Bad {
   const char* message;
 };
 
+TEST(PlanTest, IdentityFields) {
+  absl::StatusOr<Plan> plan = ParsePlan(
+      R"({"image": "x", "hostTimeUnixMs": "1795000000000", "entropy": "AAEC/w==",
+          "machineId": "0123456789abcdef0123456789abcdef",
+          "readiness": {"httpPath": "/"}, "ports": [{"guestPort": 8080}]})");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->host_time_unix_ms(), 1795000000000u);
+  EXPECT_EQ(plan->entropy(), std::string("\x00\x01\x02\xff", 4));
+  EXPECT_EQ(plan->readiness().http_path(), "/");
+  EXPECT_FALSE(ParsePlan(absl::StrCat(R"({"image": "x", "entropy": ")",
+                                      std::string(700, 'A'), "\"}"))
+                   .ok());
+}
+
 TEST(PlanTest, BadPlansAreRefusedNamingTheField) {
   for (
       const Bad& bad : std::vector<Bad>{
@@ -85,6 +100,14 @@ TEST(PlanTest, BadPlansAreRefusedNamingTheField) {
            "network.mac"},
           {R"({"image": "x", "restart": "SOMETIMES"})", "not a valid plan"},
           {R"({"image": "x", "workingDir": "srv"})", "working_dir"},
+          {R"({"image": "x", "readiness": {"tcpPort": 70000}})",
+           "readiness.tcp_port"},
+          {R"({"image": "x", "readiness": {"tcpPort": 80, "httpPath": "x"}})",
+           "readiness.http_path"},
+          {R"({"image": "x", "readiness": {"httpPath": "/"}})",
+           "no port to probe"},
+          {R"({"image": "x", "machineId": "ABC"})", "machine_id"},
+          {R"({"image": "x", "entropy": "not base64!"})", "not a valid plan"},
       }) {
     absl::StatusOr<Plan> plan = ParsePlan(bad.json);
     EXPECT_FALSE(plan.ok()) << bad.json;

@@ -86,6 +86,10 @@ class Subprocess {
   // SIGKILL to the child (and its group), then reaps it.
   absl::StatusOr<ExitStatus> Kill();
 
+  // Becomes readable (POLLIN) when the child exits, for event loops that
+  // wait on several things at once; then Wait() reaps it without blocking.
+  int exit_fd() const { return pidfd_.get(); }
+
   // Whether the child has been reaped.
   bool finished() const { return exit_status_.has_value(); }
 
