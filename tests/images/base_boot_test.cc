@@ -25,25 +25,11 @@
 namespace fcvm {
 namespace {
 
-using ::fcvm::testing::KvmUsableFor;
 using ::fcvm::testing::QemuConsole;
 using ::fcvm::testing::QemuSpec;
 using ::testing::HasSubstr;
 
 std::string g_arch, g_kernel, g_image, g_busybox_httpd, g_nginx;
-
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  return tmp != nullptr ? tmp : "/tmp";
-}
-
-// A blank sparse disk, as the runner gives each VM.
-void MakeBlankDisk(const std::string& path, off_t size) {
-  UniqueFd fd(
-      open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600));
-  ASSERT_TRUE(fd.valid()) << path;
-  ASSERT_EQ(ftruncate(fd.get(), size), 0);
-}
 
 QemuSpec Spec(const std::string& accel, const std::string& disk,
               const std::vector<std::string>& oci_archives) {
@@ -51,7 +37,9 @@ QemuSpec Spec(const std::string& accel, const std::string& disk,
   spec.arch = g_arch;
   spec.accel = accel;
   spec.kernel = g_kernel;
-  spec.append = "root=/dev/vda ro rootfstype=ext4 init=/sbin/fcvm-init";
+  // The image has the agent; these tests type into the init's shell.
+  spec.append =
+      "root=/dev/vda ro rootfstype=ext4 init=/sbin/fcvm-init fcvm.agent=shell";
   spec.drives = {{g_image, /*read_only=*/true}, {disk, false}};
   // OCI archives as raw read-only drives (vdc, vdd, ...), as the runner
   // hands locally built images to a VM.
@@ -62,33 +50,21 @@ QemuSpec Spec(const std::string& accel, const std::string& disk,
   return spec;
 }
 
-// KVM first where it might work (bounded: a broken KVM never reaches init),
-// then TCG; FCVM_TEST_ACCEL forces one.
+// Boots to the init's shell (KVM where it works, else TCG).
 absl::StatusOr<QemuConsole> BootToShell(
     const std::string& disk, std::string* accel_used,
     const std::vector<std::string>& oci_archives = {}) {
-  // Once KVM has failed here, later boots in this test go straight to TCG.
-  static bool kvm_failed = false;
-  std::vector<std::string> accels = {"tcg"};
-  if (KvmUsableFor(g_arch) && !kvm_failed) accels.insert(accels.begin(), "kvm");
-  if (const char* forced = std::getenv("FCVM_TEST_ACCEL")) accels = {forced};
-  absl::Status last;
-  for (const std::string& accel : accels) {
-    absl::StatusOr<QemuConsole> vm =
-        QemuConsole::Start(Spec(accel, disk, oci_archives));
-    if (!vm.ok()) return vm.status();
-    last = vm->WaitFor("fcvm-init: [",
-                       accel == "kvm" ? absl::Seconds(15) : absl::Minutes(3));
-    if (last.ok()) last = vm->WaitFor("FCVM-INIT-SHELL", absl::Minutes(3));
-    if (last.ok()) {
-      *accel_used = accel;
-      return vm;
-    }
-    if (accel == "kvm") kvm_failed = true;
-    std::cerr << "accel=" << accel << ": " << last << "\n---- console ----\n"
-              << vm->output() << "\n---- end ----\n";
+  absl::StatusOr<QemuConsole> vm = ::fcvm::testing::BootUntil(
+      g_arch,
+      [&](const std::string& accel) { return Spec(accel, disk, oci_archives); },
+      "fcvm-init: [", accel_used);
+  if (!vm.ok()) return vm.status();
+  absl::Status shell = vm->WaitFor("FCVM-INIT-SHELL", absl::Minutes(3));
+  if (!shell.ok()) {
+    return absl::Status(shell.code(),
+                        absl::StrCat(shell.message(), "\n", vm->output()));
   }
-  return last;
+  return vm;
 }
 
 // Runs `command` in the guest shell; its output ends at a marker with its
@@ -118,8 +94,8 @@ TEST(BaseImageBootTest, OverlayRootAndPodman) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }
-  const std::string disk = TestDir() + "/writable.img";
-  MakeBlankDisk(disk, 2ll << 30);
+  const std::string disk = ::fcvm::testing::TestTmpDir() + "/writable.img";
+  ASSERT_TRUE(::fcvm::testing::MakeBlankDisk(disk, 2ll << 30).ok());
 
   const absl::Time start = absl::Now();
   std::string accel;
@@ -189,8 +165,8 @@ TEST(BaseImageBootTest, RunsLocallyBuiltOciImages) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }
-  const std::string disk = TestDir() + "/oci-writable.img";
-  MakeBlankDisk(disk, 2ll << 30);
+  const std::string disk = ::fcvm::testing::TestTmpDir() + "/oci-writable.img";
+  ASSERT_TRUE(::fcvm::testing::MakeBlankDisk(disk, 2ll << 30).ok());
   std::string accel;
   const absl::Time start = absl::Now();
   absl::StatusOr<QemuConsole> vm =

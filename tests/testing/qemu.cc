@@ -1,14 +1,17 @@
 #include "tests/testing/qemu.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 #include "base/unique_fd.h"
 
 namespace fcvm::testing {
@@ -24,9 +27,12 @@ std::vector<std::string> QemuArgv(const QemuSpec& spec) {
   }
   // microvm,acpi=off has no ACPI tables: say so, or the kernel logs an
   // error looking for them; reboot=t makes a reset end the VM.
-  const std::string append =
-      absl::StrCat(x86 ? "console=ttyS0 reboot=t acpi=off" : "console=ttyAMA0",
-                   " panic=-1 ", spec.append);
+  // Without ACPI the x86 kernel finds fw_cfg only where it is told: QEMU's
+  // standard I/O ports (selector 0x510, data 0x511, DMA 0x514).
+  const std::string append = absl::StrCat(
+      x86 ? "console=ttyS0 reboot=t acpi=off" : "console=ttyAMA0",
+      x86 && !spec.fw_cfg.empty() ? " qemu_fw_cfg.ioport=12@0x510:0:1:4" : "",
+      " panic=-1 ", spec.append);
   argv.insert(
       argv.end(),
       {"-accel", spec.accel, "-m", absl::StrCat(spec.memory_mib), "-smp",
@@ -50,10 +56,61 @@ std::vector<std::string> QemuArgv(const QemuSpec& spec) {
     argv.insert(argv.end(), {"-netdev", "hubport,id=n0,hubid=0", "-device",
                              "virtio-net-device,netdev=n0"});
   }
+  for (const auto& [name, file] : spec.fw_cfg) {
+    argv.insert(argv.end(),
+                {"-fw_cfg", absl::StrCat("name=", name, ",file=", file)});
+  }
+  if (spec.user_net.has_value()) {
+    argv.insert(argv.end(),
+                {"-netdev",
+                 absl::StrCat("user,id=u0,restrict=on,net=", spec.user_net->net,
+                              ",guestfwd=tcp:", spec.user_net->guestfwd_address,
+                              "-cmd:", spec.user_net->guestfwd_command),
+                 "-device", "virtio-net-device,netdev=u0"});
+  }
   if (spec.vsock) {
     argv.insert(argv.end(), {"-device", "vhost-vsock-device,guest-cid=3"});
   }
   return argv;
+}
+
+std::string TestTmpDir() {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  return tmp != nullptr ? tmp : "/tmp";
+}
+
+absl::Status MakeBlankDisk(const std::string& path, off_t size) {
+  ASSIGN_OR_RETURN(UniqueFd fd,
+                   OpenFd(path, O_CREAT | O_TRUNC | O_WRONLY, 0600));
+  if (ftruncate(fd.get(), size) != 0) {
+    return ErrnoStatus(absl::StrCat("ftruncate ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<QemuConsole> BootUntil(
+    const std::string& arch,
+    const std::function<QemuSpec(const std::string& accel)>& spec,
+    const std::string& marker, std::string* accel_used) {
+  static bool kvm_failed = false;
+  std::vector<std::string> accels = {"tcg"};
+  if (KvmUsableFor(arch) && !kvm_failed) accels.insert(accels.begin(), "kvm");
+  if (const char* forced = std::getenv("FCVM_TEST_ACCEL")) accels = {forced};
+  absl::Status last;
+  for (const std::string& accel : accels) {
+    absl::StatusOr<QemuConsole> vm = QemuConsole::Start(spec(accel));
+    if (!vm.ok()) return vm.status();
+    last = vm->WaitFor(marker,
+                       accel == "kvm" ? absl::Seconds(15) : absl::Minutes(3));
+    if (last.ok()) {
+      *accel_used = accel;
+      return vm;
+    }
+    if (accel == "kvm") kvm_failed = true;
+    std::cerr << "accel=" << accel << ": " << last << "\n---- console ----\n"
+              << vm->output() << "\n---- end ----\n";
+  }
+  return last;
 }
 
 bool KvmUsableFor(const std::string& arch) {

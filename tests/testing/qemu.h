@@ -5,7 +5,10 @@
 // microVM-like machine (microvm on x86_64, virt on aarch64, virtio-mmio
 // devices only) and a console the test can read and type into.
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,7 +36,26 @@ struct QemuSpec {
   // A NIC on a hub with nothing else on it: no traffic leaves QEMU.
   bool isolated_nic = false;
   bool vsock = false;  // Needs the host's /dev/vhost-vsock.
+  // fw_cfg files: name (e.g. "opt/fcvm/plan") -> host file.
+  std::vector<std::pair<std::string, std::string>> fw_cfg;
+  // A user-mode (slirp) NIC: the guest sees `net` (e.g. "10.0.2.0/24"), and
+  // TCP connections to guestfwd's address:port are handed to a fresh run of
+  // its command (stdin/stdout = the connection). Nothing else gets out:
+  // restrict=on.
+  struct UserNet {
+    std::string net;
+    std::string guestfwd_address;  // "169.254.169.254:80"
+    std::string guestfwd_command;
+  };
+  std::optional<UserNet> user_net;
 };
+
+// $TEST_TMPDIR, or /tmp outside Bazel.
+std::string TestTmpDir();
+
+// A blank sparse file of `size` bytes, as the runner gives each VM for its
+// writable disk.
+absl::Status MakeBlankDisk(const std::string& path, off_t size);
 
 // qemu-system-<arch> argv: serial console on stdio, no reboot (a guest
 // reset ends QEMU), virtio-rng.
@@ -72,6 +94,15 @@ class QemuConsole {
   size_t consumed_ = 0;
   bool eof_ = false;
 };
+
+// Boots spec(accel) until `marker` is on the console: under KVM first where
+// it might work (at most 15 s: a broken KVM never gets that far; later
+// boots in the process skip it), then TCG (3 minutes). FCVM_TEST_ACCEL
+// forces one. A failed attempt's console goes to stderr.
+absl::StatusOr<QemuConsole> BootUntil(
+    const std::string& arch,
+    const std::function<QemuSpec(const std::string& accel)>& spec,
+    const std::string& marker, std::string* accel_used);
 
 }  // namespace fcvm::testing
 
