@@ -203,6 +203,20 @@ class Agent {
     return code;
   }
 
+  // A SIGTERM that arrived while the agent prepared (plan fetch, identity,
+  // image load: each bounded, none interruptible) ends it before the
+  // container starts, rather than after a container nobody wants.
+  bool StoppedWhilePreparing() {
+    signalfd_siginfo info;
+    if (read(signals_.get(), &info, sizeof(info)) != sizeof(info)) {
+      return false;
+    }
+    reporter_.Event(Event(AgentEvent::STOPPING,
+                          absl::StrCat("signal ", strsignal(info.ssi_signo),
+                                       " before the container started")));
+    return true;
+  }
+
   absl::Status GetPlan();
   absl::Status PrepareImage();
   absl::Status StartWorkload(bool restart);
@@ -665,6 +679,7 @@ int Agent::Run() {
   accepted.set_generation(plan_.generation());
   accepted.set_image(plan_.image());
   reporter_.Event(accepted);
+  if (StoppedWhilePreparing()) return Finish(143);
 
   absl::StatusOr<IdentityReport> identity =
       ApplyIdentity(plan_, options_.identity);
@@ -681,9 +696,11 @@ int Agent::Run() {
       return Fail("volumes", status);
     }
   }
+  if (StoppedWhilePreparing()) return Finish(143);
   if (absl::Status status = PrepareImage(); !status.ok()) {
     return Fail(absl::StrCat("image ", plan_.image()), status);
   }
+  if (StoppedWhilePreparing()) return Finish(143);
   if (absl::Status status = MakeDirs(options_.run_dir); !status.ok()) {
     return Fail("run directory", status);
   }
