@@ -93,6 +93,15 @@ std::string KindMarker(AgentEvent::Kind kind) {
   return absl::StrCat("\"kind\":\"", AgentEvent::Kind_Name(kind), "\"");
 }
 
+// Waits for an event of `kind` and the end of its line (the marker is in
+// the middle of the JSON; the rest may still be on its way).
+absl::Status WaitEvent(QemuConsole& vm, AgentEvent::Kind kind,
+                       absl::Duration timeout) {
+  absl::Status status = vm.WaitFor(KindMarker(kind), timeout);
+  if (status.ok()) status = vm.WaitFor("\n", absl::Seconds(30));
+  return status;
+}
+
 // Boots spec(accel) until the agent's first word.
 absl::StatusOr<QemuConsole> Boot(
     const std::function<QemuSpec(const std::string&)>& spec,
@@ -105,8 +114,7 @@ absl::StatusOr<QemuConsole> Boot(
 // powers off. Returns the console's frames.
 Frames StopAndPowerOff(QemuConsole& vm) {
   EXPECT_TRUE(vm.Send("@fcvm stop\n").ok());
-  absl::Status off =
-      vm.WaitFor(KindMarker(AgentEvent::POWER_OFF), absl::Minutes(3));
+  absl::Status off = WaitEvent(vm, AgentEvent::POWER_OFF, absl::Minutes(3));
   EXPECT_TRUE(off.ok()) << off << "\n---- console ----\n" << vm.output();
   absl::StatusOr<ExitStatus> exit = vm.WaitExit(absl::Minutes(2));
   EXPECT_TRUE(exit.ok() && exit->success()) << exit.status() << "\n"
@@ -117,8 +125,7 @@ Frames StopAndPowerOff(QemuConsole& vm) {
 // Waits for the workload's READY (image load and start take minutes under
 // TCG).
 void WaitReady(QemuConsole& vm) {
-  absl::Status ready =
-      vm.WaitFor(KindMarker(AgentEvent::READY), absl::Minutes(10));
+  absl::Status ready = WaitEvent(vm, AgentEvent::READY, absl::Minutes(10));
   ASSERT_TRUE(ready.ok()) << ready << "\n---- console ----\n" << vm.output();
 }
 
@@ -189,6 +196,7 @@ TEST_F(AgentBootTest, RunsBusyboxHttpdPlanFromFwCfg) {
   EXPECT_THAT(image->image(), HasSubstr("fcvm/busybox-httpd:latest"));
   ASSERT_NE(Find(frames, AgentEvent::CONTAINER_STARTED), nullptr);
   const AgentEvent* ready_event = Find(frames, AgentEvent::READY);
+  ASSERT_NE(ready_event, nullptr) << vm->output();
   EXPECT_THAT(ready_event->message(),
               HasSubstr("GET http://127.0.0.1:8080/ succeeded"));
   // The container's stdout, framed; its hostname is the plan's.
@@ -226,8 +234,7 @@ TEST_F(AgentBootTest, MalformedPlanIsReportedAndTheVmPowersOff) {
       },
       &accel);
   ASSERT_TRUE(vm.ok()) << vm.status();
-  absl::Status off =
-      vm->WaitFor(KindMarker(AgentEvent::POWER_OFF), absl::Minutes(3));
+  absl::Status off = WaitEvent(*vm, AgentEvent::POWER_OFF, absl::Minutes(3));
   ASSERT_TRUE(off.ok()) << off << "\n---- console ----\n" << vm->output();
   absl::StatusOr<ExitStatus> exit = vm->WaitExit(absl::Minutes(2));
   ASSERT_TRUE(exit.ok()) << exit.status() << "\n" << vm->output();
@@ -237,6 +244,7 @@ TEST_F(AgentBootTest, MalformedPlanIsReportedAndTheVmPowersOff) {
   EXPECT_THAT(error->message(), HasSubstr("plan (from kernel command line)"));
   EXPECT_THAT(error->message(), HasSubstr("imagee"));
   const AgentEvent* power_off = Find(frames, AgentEvent::POWER_OFF);
+  ASSERT_NE(power_off, nullptr) << vm->output();
   EXPECT_EQ(power_off->exit_code(), 1);
   EXPECT_EQ(Find(frames, AgentEvent::CONTAINER_STARTED), nullptr);
 }
@@ -287,7 +295,7 @@ TEST_F(AgentBootTest, PlanFromMmdsAndANewGenerationReidentifies) {
   (*mmds)->ExpireTokens();
   (*mmds)->Set("/fcvm/plan", plan(2, "clone-b", absl::Now() + absl::Hours(1)));
   absl::Status reidentified =
-      vm->WaitFor(KindMarker(AgentEvent::REIDENTIFIED), absl::Minutes(2));
+      WaitEvent(*vm, AgentEvent::REIDENTIFIED, absl::Minutes(2));
   ASSERT_TRUE(reidentified.ok()) << reidentified << "\n---- console ----\n"
                                  << vm->output();
   frames = Parse(vm->output());

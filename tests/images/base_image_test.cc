@@ -33,7 +33,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string g_cpu, g_image, g_tool, g_definition, g_lock, g_debs, g_init;
+std::string g_cpu, g_image, g_tool, g_definition, g_lock, g_debs, g_init,
+    g_agent;
 
 std::string TestDir() { return std::getenv("TEST_TMPDIR"); }
 
@@ -230,6 +231,14 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
     ASSERT_TRUE(image.Stat(path, &ino, &inode)) << path;
     EXPECT_EQ(image.LinkTarget(ino, inode), target) << path;
   }
+  // The agent and the init, as built: executable, byte for byte.
+  for (const auto& [path, source] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"usr/sbin/fc-agent", g_agent}, {"sbin/fcvm-init", g_init}}) {
+    ASSERT_TRUE(image.Stat(path, &ino, &inode)) << path;
+    EXPECT_EQ(inode.i_mode, LINUX_S_IFREG | 0755) << path;
+    EXPECT_EQ(image.Read(path), *ReadFile(source)) << path;
+  }
   EXPECT_THAT(image.Read("etc/profile"), HasSubstr("PATH"));
   EXPECT_THAT(image.Read("etc/containers/storage.conf"),
               HasSubstr("graphroot = \"/var/lib/containers/storage\""));
@@ -245,7 +254,9 @@ TEST(BaseImageTest, RebuildsAreByteIdentical) {
     const std::string out = absl::StrCat(TestDir(), "/rebuild-", i, ".ext4");
     RunOrFail({g_tool, "--definition=" + g_definition, "--lock=" + g_lock,
                "--debs_dir=" + g_debs,
-               "--extra=/sbin/fcvm-init=" + g_init + ":0755",
+               // As images/BUILD.bazel lists them.
+               "--extra=/usr/sbin/fc-agent=" + g_agent +
+                   ":0755,/sbin/fcvm-init=" + g_init + ":0755",
                "--output=" + out});
     absl::StatusOr<std::string> again = Sha256File(out);
     ASSERT_TRUE(again.ok()) << again.status();
@@ -320,9 +331,9 @@ TEST(BaseImageTest, UnknownFixupIsNamed) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleMock(&argc, argv);
-  if (argc != 8) {
+  if (argc != 9) {
     std::cerr << "usage: " << argv[0]
-              << " CPU IMAGE BUILD_IMAGE DEFINITION LOCK DEBS_DIR INIT\n";
+              << " CPU IMAGE BUILD_IMAGE DEFINITION LOCK DEBS_DIR INIT AGENT\n";
     return 2;
   }
   using namespace fcvm::rootfs;
@@ -333,5 +344,6 @@ int main(int argc, char** argv) {
   g_lock = argv[5];
   g_debs = argv[6];
   g_init = argv[7];
+  g_agent = argv[8];
   return RUN_ALL_TESTS();
 }
