@@ -1,6 +1,7 @@
 #!/bin/bash
 # static_check.sh BINARY CPU: fails unless BINARY is a fully static ELF for
-# CPU ("x86_64" or "aarch64"): no program interpreter, no dynamic section.
+# CPU ("x86_64" or "aarch64"): no program interpreter, no dynamic section,
+# no symbol table (stripped).
 # Prints its size (bench/RESULTS.md records it).
 set -euo pipefail
 binary="$1"
@@ -18,5 +19,8 @@ if readelf -l "${binary}" | grep -q INTERP; then
 fi
 if ! readelf -d "${binary}" | grep -q "no dynamic section"; then
   echo "${binary}: has a dynamic section:"; readelf -d "${binary}"; exit 1
+fi
+if readelf -S -W "${binary}" | grep -q "\.symtab"; then
+  echo "${binary}: has a symbol table (not stripped)"; exit 1
 fi
 echo "${binary}: static ${cpu} ELF, $(stat -L -c %s "${binary}") bytes"
