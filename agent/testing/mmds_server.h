@@ -5,13 +5,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "base/unique_fd.h"
+#include "base/testing/http_server.h"
 
 namespace fcvm::agent::testing {
 
@@ -24,9 +23,8 @@ namespace fcvm::agent::testing {
 class FakeMmds {
  public:
   static absl::StatusOr<std::unique_ptr<FakeMmds>> Start();
-  ~FakeMmds();
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_->port(); }
 
   void Set(const std::string& path, const std::string& json);
   void Clear();
@@ -38,17 +36,9 @@ class FakeMmds {
   int unauthorized() const;
 
  private:
-  FakeMmds(UniqueFd listener, UniqueFd wake_read, UniqueFd wake_write,
-           uint16_t port);
-  void Serve();
-  void Handle(int fd);
-  std::string Respond(const std::string& request);
-
-  UniqueFd listener_;
-  UniqueFd wake_read_;
-  UniqueFd wake_write_;
-  uint16_t port_;
-  std::thread thread_;
+  FakeMmds() = default;
+  ::fcvm::testing::HttpAnswer Respond(
+      const ::fcvm::testing::HttpRequest& request);
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::string> store_ ABSL_GUARDED_BY(mu_);
@@ -58,6 +48,8 @@ class FakeMmds {
   int token_requests_ ABSL_GUARDED_BY(mu_) = 0;
   int get_requests_ ABSL_GUARDED_BY(mu_) = 0;
   int unauthorized_ ABSL_GUARDED_BY(mu_) = 0;
+  // Last: destroyed (stopped) first, before the state it reads.
+  std::unique_ptr<::fcvm::testing::HttpTestServer> server_;
 };
 
 }  // namespace fcvm::agent::testing
