@@ -61,3 +61,44 @@ system_file = repository_rule(
     },
     local = True,
 )
+
+def _optional_files_impl(rctx):
+    # `env` (an absolute path) if set, else `path` relative to the workspace
+    # root (e.g. ../shared/firecracker).
+    override = rctx.os.environ.get(rctx.attr.env, "") if rctx.attr.env else ""
+    if override:
+        src = rctx.path(override)
+    else:
+        root = rctx.path(Label("//:WORKSPACE")).dirname
+        src = rctx.path("%s/%s" % (root, rctx.attr.path))
+    found = []
+    if src.exists:
+        for child in src.readdir():
+            if child.basename.endswith(rctx.attr.suffix):
+                rctx.symlink(child, child.basename)
+                found.append(child.basename)
+    rctx.file("WORKSPACE", 'workspace(name = "%s")\n' % rctx.name)
+
+    # Always one file, so $(rootpaths) never expands to nothing: it says
+    # where the others came from, or that there were none.
+    rctx.file("SOURCE", "%s: %s\n" % (src, ", ".join(sorted(found)) or "absent or empty"))
+    rctx.file("BUILD.bazel", """package(default_visibility = ["//visibility:public"])
+
+# SOURCE, plus the *{suffix} files of {src} when it exists: {found}.
+# Tests that need them skip, saying why, where there are none.
+filegroup(
+    name = "files",
+    srcs = ["SOURCE"] + {found},
+)
+""".format(suffix = rctx.attr.suffix, src = src, found = repr(sorted(found))))
+
+optional_files = repository_rule(
+    implementation = _optional_files_impl,
+    attrs = {
+        "env": attr.string(),
+        "path": attr.string(mandatory = True),
+        "suffix": attr.string(mandatory = True),
+    },
+    environ = ["FCVM_FIRECRACKER_SPECS"],
+    local = True,
+)
