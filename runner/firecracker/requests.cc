@@ -107,6 +107,7 @@ absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec) {
   BootSource boot;
   boot.set_kernel_image_path(spec.kernel());
   boot.set_boot_args(boot_args);
+  if (!spec.initrd().empty()) boot.set_initrd_path(spec.initrd());
   put("/boot-source", boot);
 
   for (int i = 0; i < spec.disks_size(); ++i) {
@@ -123,6 +124,13 @@ absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec) {
 
   std::vector<std::string> ifaces;
   for (int i = 0; i < spec.nics_size(); ++i) {
+    if (!spec.nics(i).has_tap()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("VM '", spec.name(),
+                       "': Firecracker's network interfaces are TAP "
+                       "devices; NIC ",
+                       i, " has none (user-mode networking is QEMU's)"));
+    }
     const std::string id = absl::StrCat("eth", i);
     NetworkInterface nic;
     nic.set_iface_id(id);

@@ -13,65 +13,45 @@
 #include "absl/time/clock.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "runner/qemu/argv.h"
+#include "runner/vm_spec.pb.h"
 
 namespace fcvm::testing {
 
 std::vector<std::string> QemuArgv(const QemuSpec& spec) {
-  const bool x86 = spec.arch == "x86_64";
-  std::vector<std::string> argv;
-  if (x86) {
-    argv = {"qemu-system-x86_64", "-M", "microvm,acpi=off"};
-  } else {
-    argv = {"qemu-system-aarch64", "-M", "virt", "-cpu",
-            spec.accel == "kvm" ? "host" : "cortex-a57"};
+  // The runner's own command line, so the tests boot what `fcvm run` boots.
+  runner::VmSpec vm;
+  vm.set_name("test");
+  vm.set_arch(spec.arch);
+  vm.set_kernel(spec.kernel);
+  vm.set_initrd(spec.initrd);
+  vm.set_boot_args(spec.append);
+  vm.set_memory_mib(spec.memory_mib);
+  vm.set_vcpus(spec.cpus);
+  for (const QemuDrive& drive : spec.drives) {
+    runner::Disk* disk = vm.add_disks();
+    disk->set_path(drive.path);
+    disk->set_read_only(drive.read_only);
   }
-  // microvm,acpi=off has no ACPI tables: say so, or the kernel logs an
-  // error looking for them; reboot=t makes a reset end the VM.
-  // Without ACPI the x86 kernel finds fw_cfg only where it is told: QEMU's
-  // standard I/O ports (selector 0x510, data 0x511, DMA 0x514).
-  const std::string append = absl::StrCat(
-      x86 ? "console=ttyS0 reboot=t acpi=off" : "console=ttyAMA0",
-      x86 && !spec.fw_cfg.empty() ? " qemu_fw_cfg.ioport=12@0x510:0:1:4" : "",
-      " panic=-1 ", spec.append);
-  argv.insert(
-      argv.end(),
-      {"-accel", spec.accel, "-m", absl::StrCat(spec.memory_mib), "-smp",
-       absl::StrCat(spec.cpus), "-nodefaults", "-no-user-config", "-display",
-       "none", "-serial", "stdio", "-no-reboot", "-kernel", spec.kernel,
-       "-append", append, "-device", "virtio-rng-device"});
-  if (!spec.initrd.empty()) argv.insert(argv.end(), {"-initrd", spec.initrd});
-  // virt (aarch64) probes virtio-mmio slots from the top: the device added
-  // last becomes vda. Add drives in reverse there so vda is drives[0].
-  for (size_t k = 0; k < spec.drives.size(); ++k) {
-    const size_t i = x86 ? k : spec.drives.size() - 1 - k;
-    const QemuDrive& drive = spec.drives[i];
-    argv.insert(
-        argv.end(),
-        {"-drive",
-         absl::StrCat("id=d", i, ",file=", drive.path, ",format=raw,if=none",
-                      drive.read_only ? ",readonly=on" : ""),
-         "-device", absl::StrCat("virtio-blk-device,drive=d", i)});
-  }
-  if (spec.isolated_nic) {
-    argv.insert(argv.end(), {"-netdev", "hubport,id=n0,hubid=0", "-device",
-                             "virtio-net-device,netdev=n0"});
-  }
-  for (const auto& [name, file] : spec.fw_cfg) {
-    argv.insert(argv.end(),
-                {"-fw_cfg", absl::StrCat("name=", name, ",file=", file)});
-  }
+  if (spec.isolated_nic) vm.add_nics();
   if (spec.user_net.has_value()) {
-    argv.insert(argv.end(),
-                {"-netdev",
-                 absl::StrCat("user,id=u0,restrict=on,net=", spec.user_net->net,
-                              ",guestfwd=tcp:", spec.user_net->guestfwd_address,
-                              "-cmd:", spec.user_net->guestfwd_command),
-                 "-device", "virtio-net-device,netdev=u0"});
+    runner::UserNet* user = vm.add_nics()->mutable_user();
+    user->set_net(spec.user_net->net);
+    user->set_isolated(true);
+    user->set_guestfwd_address(spec.user_net->guestfwd_address);
+    user->set_guestfwd_command(spec.user_net->guestfwd_command);
   }
-  if (spec.vsock) {
-    argv.insert(argv.end(), {"-device", "vhost-vsock-device,guest-cid=3"});
+  if (spec.vsock) vm.set_vsock_cid(3);
+  runner::qemu::Launch launch;
+  launch.accel = spec.accel;
+  launch.fw_cfg = spec.fw_cfg;
+  absl::StatusOr<std::vector<std::string>> argv =
+      runner::qemu::QemuArgv(vm, launch);
+  if (!argv.ok()) {
+    std::cerr << "QemuArgv: " << argv.status() << "\n";
+    std::abort();  // A broken test spec, not a test result.
   }
-  return argv;
+  return *argv;
 }
 
 std::string TestTmpDir() {

@@ -57,8 +57,8 @@ std::string TestTmpDir();
 // writable disk.
 absl::Status MakeBlankDisk(const std::string& path, off_t size);
 
-// qemu-system-<arch> argv: serial console on stdio, no reboot (a guest
-// reset ends QEMU), virtio-rng.
+// qemu-system-<arch> argv: the runner's (runner/qemu/argv), serial console
+// on stdio, no reboot (a guest reset ends QEMU), virtio-rng.
 std::vector<std::string> QemuArgv(const QemuSpec& spec);
 
 // Whether /dev/kvm could run a guest of `arch` (same CPU, accessible).
