@@ -1,0 +1,290 @@
+// fcvm run [FLAGS] IMAGE [ARGS...]: boots a VM whose agent runs IMAGE.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "runner/cli.h"
+#include "runner/disk.h"
+#include "runner/oci_image.h"
+#include "runner/process.h"
+#include "runner/qemu/backend.h"
+#include "runner/run_flags.h"
+#include "runner/supervisor.h"
+
+namespace fcvm::runner {
+namespace {
+
+constexpr uint64_t kWritableDiskBytes = uint64_t{8} << 30;  // Sparse.
+
+std::string RandomHex(int bytes) {
+  std::string raw(bytes, '\0');
+  if (getrandom(raw.data(), raw.size(), 0) != bytes) raw.assign(bytes, '\x5a');
+  return absl::BytesToHexString(raw);
+}
+
+// "docker.io/library/nginx:1.25" -> "nginx".
+std::string NameFromImage(const std::string& image) {
+  std::string base = image.substr(image.find_last_of('/') + 1);
+  base = base.substr(0, base.find_first_of(":@"));
+  std::string name;
+  for (char c : absl::AsciiStrToLower(base)) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_') name.push_back(c);
+  }
+  if (name.empty() || !absl::ascii_isalnum(name[0])) name = "vm";
+  return absl::StrCat(name.substr(0, 30), "-", RandomHex(2));
+}
+
+// `wanted` on 127.0.0.1 if it is free and unprivileged, else a free
+// ephemeral port.
+uint32_t PickHostPort(uint32_t wanted, const std::string& protocol) {
+  const int type = protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM;
+  for (uint32_t port : {wanted >= 1024 ? wanted : 0u, 0u}) {
+    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    sockaddr_in address = {};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    socklen_t length = sizeof(address);
+    const bool ok =
+        fd >= 0 &&
+        bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+    if (fd >= 0) close(fd);
+    if (ok) return ntohs(address.sin_port);
+  }
+  return 0;
+}
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace
+
+int RunCommand(Cli& cli, const std::vector<std::string>& args) {
+  absl::StatusOr<RunFlags> flags = ParseRunFlags(args, std::getenv);
+  if (!flags.ok()) return Complain(2, std::string(flags.status().message()));
+  if (cli.kernel.empty() || cli.rootfs.empty()) {
+    return Complain(2,
+                    "no guest kernel or root filesystem: give --kernel and "
+                    "--rootfs, or use `bazel run //runner:vm`, which does");
+  }
+  for (const std::string& asset : {cli.kernel, cli.rootfs}) {
+    if (!IsFile(asset))
+      return Complain(1, absl::StrCat("no such file: ", asset));
+  }
+  if (flags->backend == "firecracker") {
+    return Complain(1,
+                    "--backend=firecracker: the runner's Firecracker backend "
+                    "is not wired into `run` yet (issue #6); use qemu");
+  }
+  if (flags->network == "tap") {
+    return Complain(1,
+                    "--network=tap (privileged TAP + nftables) is not "
+                    "available yet (issue #6); the default is user-mode "
+                    "networking");
+  }
+  if (!flags->volumes.empty()) {
+    return Complain(1, "--volume is not available yet (issue #6)");
+  }
+
+  // A local image's exposed ports are published when the user published
+  // none: with rootless networking the VM is unreachable otherwise.
+  auto local = cli.oci.find(flags->image);
+  const std::string archive_path =
+      local != cli.oci.end() ? local->second
+                             : (IsFile(flags->image) ? flags->image : "");
+  if (flags->ports.empty() && !archive_path.empty() &&
+      flags->network != "none") {
+    absl::StatusOr<std::vector<agent::PortMapping>> exposed =
+        ExposedPorts(archive_path);
+    if (!exposed.ok())
+      return Complain(1, std::string(exposed.status().message()));
+    for (agent::PortMapping port : *exposed) {
+      port.set_host_port(PickHostPort(port.guest_port(), port.protocol()));
+      if (port.host_port() == 0) {
+        return Complain(1, "no free port on 127.0.0.1 to publish on");
+      }
+      flags->ports.push_back(port);
+    }
+  }
+
+  VmState state;
+  state.set_name(flags->name.empty() ? NameFromImage(flags->image)
+                                     : flags->name);
+  state.set_id(RandomHex(8));
+  state.set_phase(VmState::CREATING);
+  state.set_backend("qemu");
+  state.set_image(flags->image);
+  state.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  for (const agent::PortMapping& port : flags->ports) *state.add_ports() = port;
+  if (absl::Status created = cli.store.Create(state); !created.ok()) {
+    return Complain(1, std::string(created.message()));
+  }
+  const std::string& name = state.name();
+  auto fail = [&](const absl::Status& status) {
+    (void)cli.store.Update(name, [&](VmState& s) {
+      s.set_phase(VmState::FAILED);
+      s.set_error(std::string(status.message()));
+    });
+    return Complain(125, absl::StrCat(name, ": ", status.message()));
+  };
+
+  // The writable disk: sparse, formatted by the guest's init.
+  const std::string disk = absl::StrCat(state.dir(), "/disk.img");
+  absl::StatusOr<DiskReport> made =
+      CreateWritableDisk(disk, kWritableDiskBytes);
+  if (!made.ok()) return fail(made.status());
+
+  VmSpec& spec = *state.mutable_spec();
+  spec.set_name(name);
+  spec.set_arch(cli.arch);
+  spec.set_kernel(cli.kernel);
+  spec.set_boot_args(
+      "root=/dev/vda ro rootfstype=ext4 init=/sbin/fcvm-init quiet");
+  spec.set_vcpus(flags->cpus);
+  spec.set_memory_mib(flags->memory_mib);
+  Disk* base = spec.add_disks();
+  base->set_path(cli.rootfs);
+  base->set_read_only(true);
+  spec.add_disks()->set_path(disk);
+
+  agent::Plan& plan = *spec.mutable_plan();
+  // A locally built image rides along as a read-only drive (vdc).
+  if (!archive_path.empty()) {
+    Disk* archive = spec.add_disks();
+    archive->set_path(archive_path);
+    archive->set_read_only(true);
+    plan.set_image("oci-archive:/dev/vdc");
+  } else {
+    plan.set_image(flags->image);  // Pulled inside the VM.
+  }
+  for (const std::string& arg : flags->args) plan.add_args(arg);
+  for (const auto& [key, value] : flags->env)
+    (*plan.mutable_env())[key] = value;
+  for (const agent::PortMapping& port : flags->ports) *plan.add_ports() = port;
+  plan.set_restart(flags->restart);
+  plan.set_hostname(name);
+  plan.set_generation(1);
+  plan.set_host_time_unix_ms(absl::ToUnixMillis(absl::Now()));
+  std::string entropy(32, '\0');
+  if (getrandom(entropy.data(), entropy.size(), 0) == 32)
+    plan.set_entropy(entropy);
+  plan.set_machine_id(RandomHex(16));
+
+  // Rootless networking: QEMU's user-mode stack; published ports are
+  // forwards on 127.0.0.1.
+  if (flags->network != "none") {
+    UserNet* user = spec.add_nics()->mutable_user();
+    user->set_net("10.0.2.0/24");
+    for (const agent::PortMapping& port : flags->ports)
+      *user->add_forwards() = port;
+    agent::NetworkIdentity* identity = plan.mutable_network();
+    identity->set_ip_cidr("10.0.2.15/24");
+    identity->set_gateway("10.0.2.2");
+    identity->add_dns("10.0.2.3");
+    NetworkState* network = state.mutable_network();
+    network->set_mode("user");
+    network->set_guest_ip("10.0.2.15");
+  } else {
+    state.mutable_network()->set_mode("none");
+  }
+
+  std::string why;
+  const std::string accel = qemu::ChooseAccel(
+      flags->accel, cli.arch, cli.kernel, cli.store.root(), &why);
+  state.set_accel(accel);
+  const VmSpec final_spec = spec;
+  const std::string accel_why = why;
+  absl::Status saved = cli.store
+                           .Update(name,
+                                   [&](VmState& s) {
+                                     *s.mutable_spec() = final_spec;
+                                     *s.mutable_ports() = state.ports();
+                                     *s.mutable_network() = state.network();
+                                     s.set_accel(accel);
+                                     s.set_disk(disk);
+                                   })
+                           .status();
+  if (!saved.ok()) return fail(saved);
+  qemu::QemuVmm vmm(accel);
+  std::fprintf(stderr, "fcvm: %s: %s, %s; writable disk %s in %s\n",
+               name.c_str(), vmm.Describe().c_str(), accel_why.c_str(),
+               made->method.c_str(), absl::FormatDuration(made->took).c_str());
+
+  auto record_supervisor = [&](pid_t pid) {
+    const uint64_t ticks = StartTicks(pid);
+    (void)cli.store.Update(name, [&](VmState& s) {
+      s.set_supervisor_pid(pid);
+      s.set_supervisor_start_ticks(ticks);
+    });
+  };
+
+  if (!flags->detach) {
+    record_supervisor(getpid());
+    SuperviseOptions options;
+    options.progress = true;
+    return Supervise(cli.store, name, vmm, options);
+  }
+
+  // --detach: a supervisor of its own session keeps the VM; we wait until
+  // the container is ready (or the VM failed) and leave.
+  const pid_t child = fork();
+  if (child < 0) return fail(absl::InternalError("fork failed"));
+  if (child == 0) {
+    setsid();
+    const int null = open("/dev/null", O_RDWR);
+    const int log = open(absl::StrCat(state.dir(), "/supervisor.log").c_str(),
+                         O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(null, 0);
+    dup2(log >= 0 ? log : null, 1);
+    dup2(log >= 0 ? log : null, 2);
+    record_supervisor(getpid());
+    SuperviseOptions options;
+    options.progress = true;  // Into supervisor.log.
+    _exit(Supervise(cli.store, name, vmm, options));
+  }
+  const absl::Time deadline = absl::Now() + absl::Minutes(10);
+  for (;;) {
+    absl::StatusOr<VmState> now = cli.store.Read(name);
+    if (now.ok() && now->phase() == VmState::RUNNING) {
+      std::printf("%s\n", name.c_str());
+      for (const agent::PortMapping& port : now->ports()) {
+        std::fprintf(stderr, "fcvm: %s: guest port %u/%s is at 127.0.0.1:%u\n",
+                     name.c_str(), port.guest_port(), port.protocol().c_str(),
+                     port.host_port());
+      }
+      return 0;
+    }
+    if (now.ok() &&
+        (now->phase() == VmState::EXITED || now->phase() == VmState::FAILED)) {
+      return Complain(
+          now->phase() == VmState::EXITED ? now->exit_code() : 125,
+          absl::StrCat(name, ": ended before it was ready: ",
+                       now->error().empty()
+                           ? absl::StrCat("exit code ", now->exit_code())
+                           : now->error(),
+                       " (fcvm logs ", name, ")"));
+    }
+    if (absl::Now() > deadline) {
+      return Complain(1, absl::StrCat(name,
+                                      ": not ready after 10 minutes; it "
+                                      "keeps booting (fcvm logs --console ",
+                                      name, ")"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
+}  // namespace fcvm::runner

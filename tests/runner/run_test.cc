@@ -1,0 +1,325 @@
+// `fcvm run` end to end under QEMU (TCG here), rootless networking: the
+// //runner:vm program boots the busybox-httpd image with a published port;
+// a request from the host gets the page; ls/inspect/logs show it; stop
+// leaves no process or socket; rm leaves no disk. A runner killed with
+// SIGKILL leaves its VM running, and `fcvm gc` cleans that up.
+//   run_test <runner/vm> <runner/fcvm>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/http_client.h"
+#include "base/subprocess.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "runner/process.h"
+
+namespace fcvm {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string g_vm, g_fcvm;
+
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return remove(path);
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Short: QMP's Unix socket lives under it (sun_path is 108 bytes).
+    char dir[] = "/tmp/fcvm-run-test.XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    state_ = dir;
+    setenv("FCVM_STATE_DIR", state_.c_str(), 1);
+  }
+  void TearDown() override {
+    // Whatever a failed test left running goes, then the state.
+    for (const auto& [pid, ticks] : vmms_) {
+      if (runner::SameProcessAlive(pid, ticks)) kill(pid, SIGKILL);
+    }
+    if (absl::StatusOr<std::vector<std::string>> names = Names(); names.ok()) {
+      for (const std::string& name : *names) (void)Fcvm({"rm", "-f", name});
+    }
+    nftw(state_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+
+  struct Result {
+    int code = -1;
+    std::string out, err;
+  };
+  Result Exec(std::vector<std::string> argv, absl::Duration timeout) {
+    SubprocessOptions options;
+    options.argv = std::move(argv);
+    options.stdout_mode = StdioMode::kPipe;
+    options.stderr_mode = StdioMode::kPipe;
+    Result result;
+    absl::StatusOr<Subprocess> process = Subprocess::Start(std::move(options));
+    if (!process.ok()) {
+      result.err = process.status().ToString();
+      return result;
+    }
+    absl::StatusOr<Subprocess::Output> output =
+        process->Communicate("", timeout);
+    if (!output.ok()) {
+      result.err = output.status().ToString();
+      return result;
+    }
+    result.code =
+        output->exit.signaled ? 128 + output->exit.signal : output->exit.code;
+    result.out = output->stdout_data;
+    result.err = output->stderr_data;
+    return result;
+  }
+  Result Fcvm(std::vector<std::string> args,
+              absl::Duration timeout = absl::Minutes(2)) {
+    args.insert(args.begin(), g_fcvm);
+    return Exec(std::move(args), timeout);
+  }
+  // The VM's state as `fcvm inspect` prints it.
+  google::protobuf::Struct Inspect(const std::string& name) {
+    Result r = Fcvm({"inspect", name});
+    google::protobuf::ListValue list;
+    google::protobuf::Struct state;
+    if (r.code == 0 &&
+        google::protobuf::util::JsonStringToMessage(r.out, &list).ok() &&
+        list.values_size() == 1) {
+      state = list.values(0).struct_value();
+    }
+    return state;
+  }
+  static std::string Field(const google::protobuf::Struct& s,
+                           const std::string& key) {
+    auto it = s.fields().find(key);
+    if (it == s.fields().end()) return "";
+    return it->second.has_string_value()
+               ? it->second.string_value()
+               : absl::StrCat(static_cast<int64_t>(it->second.number_value()));
+  }
+  void Remember(const google::protobuf::Struct& s) {
+    int64_t pid = 0;
+    uint64_t ticks = 0;
+    (void)absl::SimpleAtoi(Field(s, "vmm_pid"), &pid);
+    (void)absl::SimpleAtoi(Field(s, "vmm_start_ticks"), &ticks);
+    if (pid > 0) vmms_.push_back({static_cast<pid_t>(pid), ticks});
+  }
+  // The names `fcvm ls --json` lists.
+  absl::StatusOr<std::vector<std::string>> Names() {
+    Result ls = Fcvm({"ls", "--json"});
+    google::protobuf::ListValue all;
+    if (ls.code != 0 ||
+        !google::protobuf::util::JsonStringToMessage(ls.out, &all).ok()) {
+      return absl::InternalError(ls.err);
+    }
+    std::vector<std::string> names;
+    for (const auto& v : all.values()) {
+      names.push_back(v.struct_value().fields().at("name").string_value());
+    }
+    return names;
+  }
+  absl::StatusOr<std::string> Get(uint16_t port) {
+    agent::HttpRequest request;
+    absl::StatusOr<agent::HttpResponse> response =
+        agent::HttpCall({"127.0.0.1", port}, request, absl::Seconds(10));
+    if (!response.ok()) return response.status();
+    return response->body;
+  }
+
+  std::string state_;
+  std::vector<std::pair<pid_t, uint64_t>> vmms_;
+};
+
+TEST_F(RunTest, DetachedRunServesListsLogsStopsAndRemoves) {
+  const uint16_t port = FreePort();
+  const absl::Time start = absl::Now();
+  Result run = Exec({g_vm, "-d", "--name", "web", "-p",
+                     absl::StrCat(port, ":8080"), "busybox-httpd"},
+                    absl::Minutes(8));
+  std::cout << "fcvm run -d: " << absl::FormatDuration(absl::Now() - start)
+            << "\n"
+            << run.err;
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "web\n");
+  EXPECT_THAT(run.err, HasSubstr(absl::StrCat("127.0.0.1:", port)));
+  google::protobuf::Struct state = Inspect("web");
+  Remember(state);
+  EXPECT_EQ(Field(state, "phase"), "RUNNING");
+
+  // The page, through the published port.
+  absl::StatusOr<std::string> page = Get(port);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(*page, HasSubstr("fcvm busybox-httpd"));
+
+  Result ls = Fcvm({"ls", "--json"});
+  ASSERT_EQ(ls.code, 0) << ls.err;
+  google::protobuf::ListValue all;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ls.out, &all).ok())
+      << ls.out;
+  ASSERT_EQ(all.values_size(), 1);
+  EXPECT_EQ(all.values(0).struct_value().fields().at("name").string_value(),
+            "web");
+  EXPECT_THAT(Fcvm({"ls"}).out,
+              HasSubstr(absl::StrCat("127.0.0.1:", port, "->8080/tcp")));
+  // busybox httpd -v logs each request on stderr: the container's output.
+  EXPECT_THAT(Fcvm({"logs", "web"}).out, HasSubstr("response:200"));
+  EXPECT_THAT(Fcvm({"logs", "--console", "web"}).out,
+              HasSubstr("@fcvm status"));
+
+  // Not removable while it runs.
+  EXPECT_THAT(Fcvm({"rm", "web"}).err, HasSubstr("is running"));
+
+  Result stop = Fcvm({"stop", "web"}, absl::Minutes(3));
+  ASSERT_EQ(stop.code, 0) << stop.err;
+  state = Inspect("web");
+  EXPECT_EQ(Field(state, "phase"), "EXITED");
+  for (const auto& [pid, ticks] : vmms_) {
+    EXPECT_FALSE(runner::SameProcessAlive(pid, ticks)) << "QEMU " << pid;
+  }
+  const std::string dir = Field(state, "dir");
+  EXPECT_NE(access((dir + "/qmp.sock").c_str(), F_OK), 0) << "socket left";
+  EXPECT_FALSE(Get(port).ok()) << "the port still answers";
+
+  ASSERT_EQ(Fcvm({"rm", "web"}).code, 0);
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << "directory (disk) left";
+  EXPECT_THAT(Fcvm({"inspect", "web"}).err, HasSubstr("no VM named 'web'"));
+}
+
+TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
+  const uint16_t port = FreePort();
+  SubprocessOptions options;
+  options.argv = {g_vm,
+                  "--name",
+                  "fg",
+                  "--accel",
+                  "tcg",
+                  "-p",
+                  absl::StrCat(port, ":8080"),
+                  "busybox-httpd"};
+  options.stdout_mode = StdioMode::kNull;
+  options.stderr_mode = StdioMode::kNull;
+  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  const absl::Time deadline = absl::Now() + absl::Minutes(8);
+  google::protobuf::Struct state;
+  while (absl::Now() < deadline) {
+    state = Inspect("fg");
+    if (Field(state, "phase") == "RUNNING") break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(Field(state, "phase"), "RUNNING");
+  Remember(state);
+  ASSERT_TRUE(Get(port).ok());
+
+  // The runner alone (not its process group): QEMU is left behind.
+  ASSERT_EQ(kill(runner->pid(), SIGKILL), 0);
+  ASSERT_TRUE(runner->Wait(absl::Seconds(10)).ok());
+  ASSERT_FALSE(vmms_.empty());
+  EXPECT_TRUE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second))
+      << "QEMU died with its runner: nothing for gc to do";
+  EXPECT_THAT(Fcvm({"ls"}).out, HasSubstr("dead (fcvm gc)"));
+
+  Result gc = Fcvm({"gc"});
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  EXPECT_THAT(gc.out, HasSubstr("removed fg"));
+  EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
+  EXPECT_NE(access(Field(state, "dir").c_str(), F_OK), 0);
+  EXPECT_FALSE(Get(port).ok()) << "the port still answers";
+  EXPECT_THAT(Fcvm({"ls", "--json"}).out, HasSubstr("[]"));
+}
+
+// The README's main job, as a user runs it: `bazel run //runner:vm --
+// nginx` in the foreground (no -p: the image's exposed port is published on
+// 127.0.0.1), the page fetched from where it says, then Ctrl-C.
+TEST_F(RunTest, MainJobNginxInTheForegroundThenCtrlC) {
+  SubprocessOptions options;
+  options.argv = {g_vm, "nginx"};
+  options.stdout_mode = StdioMode::kNull;
+  options.stderr_mode = StdioMode::kPipe;
+  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  // Its progress, until it says where port 80 is.
+  std::string progress;
+  const absl::Time deadline = absl::Now() + absl::Minutes(8);
+  const std::string marker = "guest port 80/tcp is at 127.0.0.1:";
+  size_t at = std::string::npos;
+  while ((at = progress.find(marker)) == std::string::npos ||
+         progress.find('\n', at) == std::string::npos) {
+    ASSERT_LT(absl::Now(), deadline) << progress;
+    pollfd pfd = {runner->stderr_pipe().get(), POLLIN, 0};
+    if (poll(&pfd, 1, 1000) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(pfd.fd, buffer, sizeof(buffer));
+    ASSERT_GT(n, 0) << "the runner ended:\n" << progress;
+    progress.append(buffer, n);
+  }
+  std::cout << progress;
+  uint32_t port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      progress.substr(at + marker.size(),
+                      progress.find('\n', at) - at - marker.size()),
+      &port));
+  ASSERT_EQ(Fcvm({"ls"}).code, 0);
+  absl::StatusOr<std::vector<std::string>> names = Names();
+  ASSERT_TRUE(names.ok() && names->size() == 1);
+  google::protobuf::Struct state = Inspect((*names)[0]);
+  Remember(state);
+
+  absl::StatusOr<std::string> page = Get(port);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(*page, HasSubstr("nginx"));
+
+  // Ctrl-C: the VM stops with its runner.
+  ASSERT_TRUE(runner->Signal(SIGINT).ok());
+  absl::StatusOr<ExitStatus> exit = runner->Wait(absl::Minutes(2));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->success()) << exit->ToString();
+  for (const auto& [pid, ticks] : vmms_) {
+    EXPECT_FALSE(runner::SameProcessAlive(pid, ticks)) << "QEMU " << pid;
+  }
+  EXPECT_EQ(Field(Inspect((*names)[0]), "phase"), "EXITED");
+  EXPECT_EQ(Fcvm({"rm", (*names)[0]}).code, 0);
+}
+
+}  // namespace
+}  // namespace fcvm
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc != 3) {
+    std::cerr << "usage: run_test <runner/vm> <runner/fcvm>\n";
+    return 2;
+  }
+  char cwd[4096];
+  const std::string here = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+  fcvm::g_vm = here + "/" + argv[1];
+  fcvm::g_fcvm = here + "/" + argv[2];
+  return RUN_ALL_TESTS();
+}
