@@ -90,6 +90,17 @@ absl::StatusOr<UniqueFd> StateStore::Lock(const std::string& name) const {
   return fd;
 }
 
+absl::StatusOr<UniqueFd> StateStore::LockRoot() {
+  RETURN_IF_ERROR(MakeDir(root_, 0700));
+  const std::string path = absl::StrCat(root_, "/", kLockFile);
+  ASSIGN_OR_RETURN(UniqueFd fd,
+                   OpenFd(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (flock(fd.get(), LOCK_EX) != 0) {
+    return ErrnoStatus(absl::StrCat("flock ", path));
+  }
+  return fd;
+}
+
 absl::Status StateStore::Write(const VmState& state) const {
   std::string bytes;
   if (!state.SerializeToString(&bytes)) {

@@ -45,6 +45,9 @@ class StateStore {
   absl::StatusOr<std::vector<VmState>> List() const;
   // Deletes the VM's directory and everything in it.
   absl::Status Remove(const std::string& name);
+  // An exclusive lock on the whole store, for choices that must not
+  // collide across VMs (subnets); released when the fd closes.
+  absl::StatusOr<UniqueFd> LockRoot();
 
  private:
   absl::StatusOr<UniqueFd> Lock(const std::string& name) const;
