@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "runner/network/vm_network.h"
 #include "runner/process.h"
 
 namespace fcvm::runner {
@@ -43,6 +44,7 @@ absl::Status StopVm(Cli& cli, const std::string& name, absl::Duration timeout) {
            absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(20));
     }
+    (void)network::TearDownNetwork(*state);
     (void)cli.store.Update(name, [](VmState& s) {
       if (s.phase() != VmState::EXITED) {
         s.set_phase(VmState::FAILED);

@@ -3,9 +3,13 @@
 // killed if it still runs, its directory (disk, sockets, logs) removed.
 // Stopped VMs are left for `fcvm rm`.
 #include <cstdio>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "runner/cli.h"
+#include "runner/network/nft.h"
+#include "runner/network/tap.h"
+#include "runner/network/vm_network.h"
 #include "runner/process.h"
 
 namespace fcvm::runner {
@@ -26,6 +30,11 @@ int GcCommand(Cli& cli, const std::vector<std::string>& args) {
       (void)StopVm(cli, s.name(), absl::ZeroDuration());
       what = absl::StrCat("VMM pid ", s.vmm_pid(), ", state");
     }
+    if (absl::Status down = network::TearDownNetwork(s); !down.ok()) {
+      code = Complain(1, std::string(down.message()));
+    } else if (s.network().mode() == "tap") {
+      absl::StrAppend(&what, ", TAP ", s.network().tap(), ", nftables rules");
+    }
     if (absl::Status removed = cli.store.Remove(s.name()); !removed.ok()) {
       code = Complain(1, std::string(removed.message()));
       continue;
@@ -34,6 +43,34 @@ int GcCommand(Cli& cli, const std::vector<std::string>& args) {
     std::printf("removed %s: %s, disk, sockets and logs (%s)\n",
                 s.name().c_str(), what.c_str(),
                 VmState::Phase_Name(s.phase()).c_str());
+  }
+  // TAPs and rules that belong to no VM in the store (its directory went
+  // first, or another state directory was used).
+  std::set<std::string> taps, names;
+  if (absl::StatusOr<std::vector<VmState>> left = cli.store.List(); left.ok()) {
+    for (const VmState& s : *left) {
+      taps.insert(s.network().tap());
+      names.insert(s.name());
+    }
+  }
+  for (const std::string& tap : network::ListTaps()) {
+    if (taps.count(tap) != 0) continue;
+    if (absl::Status deleted = network::DeleteTap(tap); deleted.ok()) {
+      std::printf("removed TAP %s (no VM)\n", tap.c_str());
+    } else {
+      code = Complain(1, std::string(deleted.message()));
+    }
+  }
+  if (absl::StatusOr<std::vector<std::string>> ruled = network::VmsWithRules();
+      ruled.ok()) {
+    for (const std::string& vm : *ruled) {
+      if (names.count(vm) != 0) continue;
+      if (absl::Status removed = network::RemoveVmRules(vm); removed.ok()) {
+        std::printf("removed nftables rules of %s (no VM)\n", vm.c_str());
+      } else {
+        code = Complain(1, std::string(removed.message()));
+      }
+    }
   }
   std::fprintf(stderr, "fcvm: gc: %d VM(s) cleaned up\n", cleaned);
   return code;

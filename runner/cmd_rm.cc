@@ -2,6 +2,7 @@
 // writable disk, sockets and logs (-f stops it first).
 #include "absl/strings/str_cat.h"
 #include "runner/cli.h"
+#include "runner/network/vm_network.h"
 #include "runner/process.h"
 
 namespace fcvm::runner {
@@ -34,6 +35,13 @@ int RmCommand(Cli& cli, const std::vector<std::string>& args) {
     } else if (absl::IsNotFound(state.status())) {
       code = Complain(1, std::string(state.status().message()));
       continue;
+    }
+    // Idempotent: the supervisor normally did it already.
+    if (state.ok()) {
+      if (absl::Status down = network::TearDownNetwork(*state); !down.ok()) {
+        code = Complain(1, std::string(down.message()));
+        continue;
+      }
     }
     // A damaged state file is no reason to keep the directory.
     if (absl::Status removed = cli.store.Remove(name); !removed.ok()) {

@@ -11,10 +11,14 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/file.h"
 #include "runner/cli.h"
 #include "runner/disk.h"
+#include "runner/network/vm_network.h"
 #include "runner/oci_image.h"
 #include "runner/process.h"
 #include "runner/qemu/backend.h"
@@ -65,6 +69,24 @@ uint32_t PickHostPort(uint32_t wanted, const std::string& protocol) {
   return 0;
 }
 
+// The host's DNS servers, for a guest on a TAP (loopback resolvers, like
+// systemd-resolved's stub, are unreachable from the guest: left out).
+std::vector<std::string> HostNameservers() {
+  std::vector<std::string> servers;
+  absl::StatusOr<std::string> conf = ReadFile("/etc/resolv.conf");
+  if (!conf.ok()) return servers;
+  for (absl::string_view line : absl::StrSplit(*conf, '\n')) {
+    std::vector<std::string> words =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (words.size() >= 2 && words[0] == "nameserver" &&
+        !absl::StartsWith(words[1], "127.") &&
+        words[1].find(':') == std::string::npos) {
+      servers.push_back(words[1]);
+    }
+  }
+  return servers;
+}
+
 bool IsFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -89,11 +111,11 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
                     "--backend=firecracker: the runner's Firecracker backend "
                     "is not wired into `run` yet (issue #6); use qemu");
   }
-  if (flags->network == "tap") {
+  if (flags->network == "tap" && geteuid() != 0) {
     return Complain(1,
-                    "--network=tap (privileged TAP + nftables) is not "
-                    "available yet (issue #6); the default is user-mode "
-                    "networking");
+                    "--network=tap creates a TAP device and nftables rules: "
+                    "it needs root (the default, user-mode networking, "
+                    "does not)");
   }
   if (!flags->volumes.empty()) {
     return Complain(1, "--volume is not available yet (issue #6)");
@@ -134,6 +156,7 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
   }
   const std::string& name = state.name();
   auto fail = [&](const absl::Status& status) {
+    (void)network::TearDownNetwork(state);
     (void)cli.store.Update(name, [&](VmState& s) {
       s.set_phase(VmState::FAILED);
       s.set_error(std::string(status.message()));
@@ -183,9 +206,25 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     plan.set_entropy(entropy);
   plan.set_machine_id(RandomHex(16));
 
-  // Rootless networking: QEMU's user-mode stack; published ports are
-  // forwards on 127.0.0.1.
-  if (flags->network != "none") {
+  if (flags->network == "tap") {
+    // Privileged: a TAP and a /30 of its own; published ports are DNAT
+    // rules in fcvm's nftables table, for every local address.
+    if (absl::Status up = network::SetUpTapNetwork(cli.store, state);
+        !up.ok()) {
+      return fail(up);
+    }
+    const NetworkState& net = state.network();
+    Nic* nic = spec.add_nics();
+    nic->set_tap(net.tap());
+    nic->set_guest_mac(net.guest_mac());
+    agent::NetworkIdentity* identity = plan.mutable_network();
+    identity->set_ip_cidr(absl::StrCat(net.guest_ip(), "/30"));
+    identity->set_gateway(net.host_ip());
+    identity->set_mac(net.guest_mac());
+    for (const std::string& dns : HostNameservers()) identity->add_dns(dns);
+  } else if (flags->network != "none") {
+    // Rootless networking: QEMU's user-mode stack; published ports are
+    // forwards on 127.0.0.1.
     UserNet* user = spec.add_nics()->mutable_user();
     user->set_net("10.0.2.0/24");
     for (const agent::PortMapping& port : flags->ports)

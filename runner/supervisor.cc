@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "google/protobuf/util/json_util.h"
+#include "runner/network/vm_network.h"
 #include "runner/process.h"
 
 namespace fcvm::runner {
@@ -297,6 +298,9 @@ int Supervisor::Run() {
   });
   Phase("vm ended", 0);
   unlink(absl::StrCat(dir_, "/qmp.sock").c_str());
+  if (absl::Status down = network::TearDownNetwork(initial_); !down.ok()) {
+    Progress(absl::StrCat("network teardown: ", down.message()));
+  }
   return code;
 }
 

@@ -4,158 +4,29 @@
 // leaves no process or socket; rm leaves no disk. A runner killed with
 // SIGKILL leaves its VM running, and `fcvm gc` cleans that up.
 //   run_test <runner/vm> <runner/fcvm>
-#include <ftw.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/http_client.h"
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "runner/process.h"
+#include "tests/runner/fcvm_fixture.h"
 
-namespace fcvm {
+namespace fcvm::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string g_vm, g_fcvm;
-
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path);
-}
-
-class RunTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    // Short: QMP's Unix socket lives under it (sun_path is 108 bytes).
-    char dir[] = "/tmp/fcvm-run-test.XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    state_ = dir;
-    setenv("FCVM_STATE_DIR", state_.c_str(), 1);
-  }
-  void TearDown() override {
-    // Whatever a failed test left running goes, then the state.
-    for (const auto& [pid, ticks] : vmms_) {
-      if (runner::SameProcessAlive(pid, ticks)) kill(pid, SIGKILL);
-    }
-    if (absl::StatusOr<std::vector<std::string>> names = Names(); names.ok()) {
-      for (const std::string& name : *names) (void)Fcvm({"rm", "-f", name});
-    }
-    nftw(state_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
-  }
-
-  struct Result {
-    int code = -1;
-    std::string out, err;
-  };
-  Result Exec(std::vector<std::string> argv, absl::Duration timeout) {
-    SubprocessOptions options;
-    options.argv = std::move(argv);
-    options.stdout_mode = StdioMode::kPipe;
-    options.stderr_mode = StdioMode::kPipe;
-    Result result;
-    absl::StatusOr<Subprocess> process = Subprocess::Start(std::move(options));
-    if (!process.ok()) {
-      result.err = process.status().ToString();
-      return result;
-    }
-    absl::StatusOr<Subprocess::Output> output =
-        process->Communicate("", timeout);
-    if (!output.ok()) {
-      result.err = output.status().ToString();
-      return result;
-    }
-    result.code =
-        output->exit.signaled ? 128 + output->exit.signal : output->exit.code;
-    result.out = output->stdout_data;
-    result.err = output->stderr_data;
-    return result;
-  }
-  Result Fcvm(std::vector<std::string> args,
-              absl::Duration timeout = absl::Minutes(2)) {
-    args.insert(args.begin(), g_fcvm);
-    return Exec(std::move(args), timeout);
-  }
-  // The VM's state as `fcvm inspect` prints it.
-  google::protobuf::Struct Inspect(const std::string& name) {
-    Result r = Fcvm({"inspect", name});
-    google::protobuf::ListValue list;
-    google::protobuf::Struct state;
-    if (r.code == 0 &&
-        google::protobuf::util::JsonStringToMessage(r.out, &list).ok() &&
-        list.values_size() == 1) {
-      state = list.values(0).struct_value();
-    }
-    return state;
-  }
-  static std::string Field(const google::protobuf::Struct& s,
-                           const std::string& key) {
-    auto it = s.fields().find(key);
-    if (it == s.fields().end()) return "";
-    return it->second.has_string_value()
-               ? it->second.string_value()
-               : absl::StrCat(static_cast<int64_t>(it->second.number_value()));
-  }
-  void Remember(const google::protobuf::Struct& s) {
-    int64_t pid = 0;
-    uint64_t ticks = 0;
-    (void)absl::SimpleAtoi(Field(s, "vmm_pid"), &pid);
-    (void)absl::SimpleAtoi(Field(s, "vmm_start_ticks"), &ticks);
-    if (pid > 0) vmms_.push_back({static_cast<pid_t>(pid), ticks});
-  }
-  // The names `fcvm ls --json` lists.
-  absl::StatusOr<std::vector<std::string>> Names() {
-    Result ls = Fcvm({"ls", "--json"});
-    google::protobuf::ListValue all;
-    if (ls.code != 0 ||
-        !google::protobuf::util::JsonStringToMessage(ls.out, &all).ok()) {
-      return absl::InternalError(ls.err);
-    }
-    std::vector<std::string> names;
-    for (const auto& v : all.values()) {
-      names.push_back(v.struct_value().fields().at("name").string_value());
-    }
-    return names;
-  }
-  absl::StatusOr<std::string> Get(uint16_t port) {
-    agent::HttpRequest request;
-    absl::StatusOr<agent::HttpResponse> response =
-        agent::HttpCall({"127.0.0.1", port}, request, absl::Seconds(10));
-    if (!response.ok()) return response.status();
-    return response->body;
-  }
-
-  std::string state_;
-  std::vector<std::pair<pid_t, uint64_t>> vmms_;
-};
+using RunTest = FcvmTest;
 
 TEST_F(RunTest, DetachedRunServesListsLogsStopsAndRemoves) {
   const uint16_t port = FreePort();
@@ -174,7 +45,7 @@ TEST_F(RunTest, DetachedRunServesListsLogsStopsAndRemoves) {
   EXPECT_EQ(Field(state, "phase"), "RUNNING");
 
   // The page, through the published port.
-  absl::StatusOr<std::string> page = Get(port);
+  absl::StatusOr<std::string> page = Get("127.0.0.1", port);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_THAT(*page, HasSubstr("fcvm busybox-httpd"));
 
@@ -205,7 +76,7 @@ TEST_F(RunTest, DetachedRunServesListsLogsStopsAndRemoves) {
   }
   const std::string dir = Field(state, "dir");
   EXPECT_NE(access((dir + "/qmp.sock").c_str(), F_OK), 0) << "socket left";
-  EXPECT_FALSE(Get(port).ok()) << "the port still answers";
+  EXPECT_FALSE(Get("127.0.0.1", port).ok()) << "the port still answers";
 
   ASSERT_EQ(Fcvm({"rm", "web"}).code, 0);
   EXPECT_NE(access(dir.c_str(), F_OK), 0) << "directory (disk) left";
@@ -236,7 +107,7 @@ TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
   }
   ASSERT_EQ(Field(state, "phase"), "RUNNING");
   Remember(state);
-  ASSERT_TRUE(Get(port).ok());
+  ASSERT_TRUE(Get("127.0.0.1", port).ok());
 
   // The runner alone (not its process group): QEMU is left behind.
   ASSERT_EQ(kill(runner->pid(), SIGKILL), 0);
@@ -251,7 +122,7 @@ TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
   EXPECT_THAT(gc.out, HasSubstr("removed fg"));
   EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
   EXPECT_NE(access(Field(state, "dir").c_str(), F_OK), 0);
-  EXPECT_FALSE(Get(port).ok()) << "the port still answers";
+  EXPECT_FALSE(Get("127.0.0.1", port).ok()) << "the port still answers";
   EXPECT_THAT(Fcvm({"ls", "--json"}).out, HasSubstr("[]"));
 }
 
@@ -292,7 +163,7 @@ TEST_F(RunTest, MainJobNginxInTheForegroundThenCtrlC) {
   google::protobuf::Struct state = Inspect((*names)[0]);
   Remember(state);
 
-  absl::StatusOr<std::string> page = Get(port);
+  absl::StatusOr<std::string> page = Get("127.0.0.1", port);
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_THAT(*page, HasSubstr("nginx"));
 
@@ -309,17 +180,8 @@ TEST_F(RunTest, MainJobNginxInTheForegroundThenCtrlC) {
 }
 
 }  // namespace
-}  // namespace fcvm
+}  // namespace fcvm::testing
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc != 3) {
-    std::cerr << "usage: run_test <runner/vm> <runner/fcvm>\n";
-    return 2;
-  }
-  char cwd[4096];
-  const std::string here = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
-  fcvm::g_vm = here + "/" + argv[1];
-  fcvm::g_fcvm = here + "/" + argv[2];
-  return RUN_ALL_TESTS();
+  return fcvm::testing::FcvmTestMain(argc, argv);
 }
