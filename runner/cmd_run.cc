@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -18,6 +19,7 @@
 #include "base/file.h"
 #include "runner/cli.h"
 #include "runner/disk.h"
+#include "runner/firecracker/backend.h"
 #include "runner/network/vm_network.h"
 #include "runner/oci_image.h"
 #include "runner/process.h"
@@ -87,6 +89,14 @@ std::vector<std::string> HostNameservers() {
   return servers;
 }
 
+bool InPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
+    if (access(absl::StrCat(dir, "/", program).c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
+
 bool IsFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
@@ -106,10 +116,31 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     if (!IsFile(asset))
       return Complain(1, absl::StrCat("no such file: ", asset));
   }
-  if (flags->backend == "firecracker") {
-    return Complain(1,
-                    "--backend=firecracker: the runner's Firecracker backend "
-                    "is not wired into `run` yet (issue #6); use qemu");
+  // The backend. Firecracker needs KVM that really runs a guest, root (its
+  // NIC is a TAP) and the binary; `auto` takes it when all three are there.
+  std::string why;
+  const std::string accel =
+      qemu::ChooseAccel(flags->backend == "firecracker" ? "kvm" : flags->accel,
+                        cli.arch, cli.kernel, cli.store.root(), &why);
+  const bool firecracker_possible =
+      InPath("firecracker") && geteuid() == 0 && accel == "kvm";
+  const bool firecracker = flags->backend == "firecracker" ||
+                           (flags->backend == "auto" && firecracker_possible);
+  if (firecracker) {
+    if (!InPath("firecracker")) {
+      return Complain(1, "--backend=firecracker: no firecracker in PATH");
+    }
+    if (geteuid() != 0) {
+      return Complain(1,
+                      "--backend=firecracker: its network interface is a TAP "
+                      "device, which needs root");
+    }
+    if (flags->network == "user") {
+      return Complain(1,
+                      "--backend=firecracker has no user-mode networking: use "
+                      "--network tap (the default there) or none");
+    }
+    if (flags->network == "auto") flags->network = "tap";
   }
   if (flags->network == "tap" && geteuid() != 0) {
     return Complain(1,
@@ -147,7 +178,7 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
                                      : flags->name);
   state.set_id(RandomHex(8));
   state.set_phase(VmState::CREATING);
-  state.set_backend("qemu");
+  state.set_backend(firecracker ? "firecracker" : "qemu");
   state.set_image(flags->image);
   state.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   for (const agent::PortMapping& port : flags->ports) *state.add_ports() = port;
@@ -240,10 +271,7 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     state.mutable_network()->set_mode("none");
   }
 
-  std::string why;
-  const std::string accel = qemu::ChooseAccel(
-      flags->accel, cli.arch, cli.kernel, cli.store.root(), &why);
-  state.set_accel(accel);
+  state.set_accel(firecracker ? "kvm" : accel);
   const VmSpec final_spec = spec;
   const std::string accel_why = why;
   absl::Status saved = cli.store
@@ -252,12 +280,19 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
                                      *s.mutable_spec() = final_spec;
                                      *s.mutable_ports() = state.ports();
                                      *s.mutable_network() = state.network();
-                                     s.set_accel(accel);
+                                     s.set_accel(state.accel());
+                                     s.set_backend(state.backend());
                                      s.set_disk(disk);
                                    })
                            .status();
   if (!saved.ok()) return fail(saved);
-  qemu::QemuVmm vmm(accel);
+  std::unique_ptr<Vmm> backend;
+  if (firecracker) {
+    backend = std::make_unique<firecracker::FirecrackerVmm>();
+  } else {
+    backend = std::make_unique<qemu::QemuVmm>(accel);
+  }
+  Vmm& vmm = *backend;
   std::fprintf(stderr, "fcvm: %s: %s, %s; writable disk %s in %s\n",
                name.c_str(), vmm.Describe().c_str(), accel_why.c_str(),
                made->method.c_str(), absl::FormatDuration(made->took).c_str());
