@@ -2,6 +2,7 @@
 
 #include <ftw.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/http_client.h"
+#include "agent/netconfig.h"
 #include "base/subprocess.h"
 #include "google/protobuf/util/json_util.h"
 #include "runner/process.h"
@@ -152,6 +154,18 @@ int FcvmTestMain(int argc, char** argv) {
   g_vm = here + "/" + argv[1];
   g_fcvm = here + "/" + argv[2];
   return RUN_ALL_TESTS();
+}
+
+int FcvmTestMainInOwnNetns(int argc, char** argv) {
+  if (unshare(CLONE_NEWNET) != 0) {
+    std::cerr << argv[0] << ": needs root for a network namespace of its own\n";
+    return 1;
+  }
+  if (absl::Status up = agent::SetLinkUp("lo"); !up.ok()) {
+    std::cerr << up << "\n";
+    return 1;
+  }
+  return FcvmTestMain(argc, argv);
 }
 
 }  // namespace fcvm::testing

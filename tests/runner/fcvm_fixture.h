@@ -54,6 +54,10 @@ class FcvmTest : public ::testing::Test {
 
 // main(): parses the two paths, then RUN_ALL_TESTS.
 int FcvmTestMain(int argc, char** argv);
+// The same in a network namespace of the test's own with loopback up (it
+// goes with the process): for tests whose VMs get TAPs and nftables rules.
+// Needs root.
+int FcvmTestMainInOwnNetns(int argc, char** argv);
 
 }  // namespace fcvm::testing
 

@@ -5,7 +5,6 @@
 // leaves no TAP, rule or process. Elsewhere it skips, saying which of the
 // three is missing.
 //   firecracker_test <runner/vm> <runner/fcvm>
-#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -13,7 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/netconfig.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runner/network/nft.h"
@@ -80,13 +78,5 @@ TEST_F(FirecrackerTest, ServesThePublishedPortAndLeavesNothing) {
 }  // namespace fcvm::testing
 
 int main(int argc, char** argv) {
-  if (unshare(CLONE_NEWNET) != 0) {
-    std::cerr << "firecracker_test needs root for a network namespace\n";
-    return 1;
-  }
-  if (absl::Status up = fcvm::agent::SetLinkUp("lo"); !up.ok()) {
-    std::cerr << up << "\n";
-    return 1;
-  }
-  return fcvm::testing::FcvmTestMain(argc, argv);
+  return fcvm::testing::FcvmTestMainInOwnNetns(argc, argv);
 }

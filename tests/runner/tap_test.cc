@@ -8,14 +8,12 @@
 //   tap_test <runner/vm> <runner/fcvm>
 #include "runner/network/tap.h"
 
-#include <sched.h>
 #include <signal.h>
 
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/netconfig.h"
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -108,15 +106,5 @@ TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
 }  // namespace fcvm::testing
 
 int main(int argc, char** argv) {
-  // A network namespace of our own, loopback up: the TAPs, routes and rules
-  // the runner makes never touch the machine's own network.
-  if (unshare(CLONE_NEWNET) != 0) {
-    std::cerr << "tap_test needs root for a network namespace of its own\n";
-    return 1;
-  }
-  if (absl::Status up = fcvm::agent::SetLinkUp("lo"); !up.ok()) {
-    std::cerr << up << "\n";
-    return 1;
-  }
-  return fcvm::testing::FcvmTestMain(argc, argv);
+  return fcvm::testing::FcvmTestMainInOwnNetns(argc, argv);
 }
