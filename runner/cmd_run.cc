@@ -26,6 +26,7 @@
 #include "runner/qemu/backend.h"
 #include "runner/run_flags.h"
 #include "runner/supervisor.h"
+#include "runner/volume.h"
 
 namespace fcvm::runner {
 namespace {
@@ -148,8 +149,10 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
                     "it needs root (the default, user-mode networking, "
                     "does not)");
   }
-  if (!flags->volumes.empty()) {
-    return Complain(1, "--volume is not available yet (issue #6)");
+  for (const VolumeFlag& volume : flags->volumes) {
+    if (absl::Status ok = CheckVolume(volume); !ok.ok()) {
+      return Complain(1, std::string(ok.message()));
+    }
   }
 
   // A local image's exposed ports are published when the user published
@@ -223,6 +226,24 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     plan.set_image("oci-archive:/dev/vdc");
   } else {
     plan.set_image(flags->image);  // Pulled inside the VM.
+  }
+  // Volumes: more drives, mounted by the agent for the container.
+  for (size_t i = 0; i < flags->volumes.size(); ++i) {
+    absl::StatusOr<VolumeDrive> drive =
+        PrepareVolume(flags->volumes[i], static_cast<int>(i), state.dir());
+    if (!drive.ok()) return fail(drive.status());
+    Disk* disk_spec = spec.add_disks();
+    disk_spec->set_path(drive->path);
+    disk_spec->set_read_only(drive->read_only);
+    agent::VolumeMount* mount = plan.add_volumes();
+    mount->set_block_device(
+        absl::StrCat("/dev/vd", std::string(1, 'a' + spec.disks_size() - 1)));
+    mount->set_container_path(flags->volumes[i].guest_path);
+    mount->set_read_only(drive->read_only);
+    std::fprintf(stderr, "fcvm: %s: volume %s (%s) at %s%s\n", name.c_str(),
+                 flags->volumes[i].host_path.c_str(), drive->how.c_str(),
+                 flags->volumes[i].guest_path.c_str(),
+                 drive->read_only ? ", read-only" : "");
   }
   for (const std::string& arg : flags->args) plan.add_args(arg);
   for (const auto& [key, value] : flags->env)

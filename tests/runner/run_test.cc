@@ -6,6 +6,7 @@
 //   run_test <runner/vm> <runner/fcvm>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/file.h"
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -124,6 +126,34 @@ TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
   EXPECT_NE(access(Field(state, "dir").c_str(), F_OK), 0);
   EXPECT_FALSE(Get("127.0.0.1", port).ok()) << "the port still answers";
   EXPECT_THAT(Fcvm({"ls", "--json"}).out, HasSubstr("[]"));
+}
+
+// -v: a host directory, copied into an ext4 image, mounted read-only where
+// httpd serves from.
+TEST_F(RunTest, ADirectoryVolumeIsWhatTheContainerServes) {
+  const std::string www = state_ + "/www";
+  ASSERT_EQ(mkdir(www.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFileAtomically(www + "/index.html", "from a volume\n").ok());
+  // A writable directory is refused before anything boots.
+  Result refused = Exec({g_vm, "-d", "-v", www + ":/srv/www", "busybox-httpd"},
+                        absl::Minutes(1));
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("mount it :ro"));
+  EXPECT_TRUE(Names()->empty()) << "a refused run left a VM behind";
+
+  const uint16_t port = FreePort();
+  Result run = Exec({g_vm, "-d", "--accel", "tcg", "--name", "vol", "-p",
+                     absl::StrCat(port, ":8080"), "-v", www + ":/srv/www:ro",
+                     "busybox-httpd"},
+                    absl::Minutes(8));
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.err,
+              HasSubstr("(copy of a directory) at /srv/www, read-only"));
+  Remember(Inspect("vol"));
+  absl::StatusOr<std::string> page = Get("127.0.0.1", port);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(*page, "from a volume\n");
+  ASSERT_EQ(Fcvm({"rm", "-f", "vol"}, absl::Minutes(3)).code, 0);
 }
 
 // The README's main job, as a user runs it: `bazel run //runner:vm --
