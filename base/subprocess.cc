@@ -412,4 +412,11 @@ absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
   return output;
 }
 
+bool InPath(const std::string& program) {
+  absl::StatusOr<std::string> path = ResolveProgram(program, program);
+  struct stat st;
+  return path.ok() && ::stat(path->c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         ::access(path->c_str(), X_OK) == 0;
+}
+
 }  // namespace fcvm

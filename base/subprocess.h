@@ -38,6 +38,10 @@ enum class StdioMode {
   kPipe,     // A pipe owned by the Subprocess object.
 };
 
+// Whether `program` is an executable execvp would find (a name with a
+// slash: that file).
+bool InPath(const std::string& program);
+
 struct SubprocessOptions {
   // argv[0] is looked up in PATH when it has no slash.
   std::vector<std::string> argv;

@@ -232,6 +232,13 @@ TEST(SubprocessTest, PipesForStreamingUse) {
   EXPECT_TRUE(child->Wait(absl::Seconds(30))->success());
 }
 
+TEST(SubprocessTest, InPathSearchesLikeExecvp) {
+  EXPECT_TRUE(InPath("sh"));
+  EXPECT_TRUE(InPath("/bin/sh"));
+  EXPECT_FALSE(InPath("fcvm-no-such-program"));
+  EXPECT_FALSE(InPath("/nonexistent/sh"));
+}
+
 TEST(SubprocessTest, NullStdinReadsEof) {
   absl::StatusOr<Subprocess::Output> out =
       RunCommand(Sh("cat; echo done"), absl::Seconds(30));

@@ -7,21 +7,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/subprocess.h"
 #include "runner/cli.h"
 #include "runner/qemu/backend.h"
 
 namespace fcvm::runner {
-namespace {
-
-bool InPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
-    if (access(absl::StrCat(dir, "/", program).c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 int PreflightCommand(Cli& cli, const std::vector<std::string>& args) {
   if (!args.empty()) return Complain(2, "preflight takes no arguments");

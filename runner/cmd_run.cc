@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
+#include "base/subprocess.h"
 #include "runner/cli.h"
 #include "runner/disk.h"
 #include "runner/firecracker/backend.h"
@@ -88,14 +89,6 @@ std::vector<std::string> HostNameservers() {
     }
   }
   return servers;
-}
-
-bool InPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
-    if (access(absl::StrCat(dir, "/", program).c_str(), X_OK) == 0) return true;
-  }
-  return false;
 }
 
 bool IsFile(const std::string& path) {

@@ -133,7 +133,7 @@ class AgentBootTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string qemu = "qemu-system-" + g_arch;
-    if (!::fcvm::testing::InPath(qemu)) {
+    if (!::fcvm::InPath(qemu)) {
       GTEST_SKIP() << qemu
                    << " is not installed (tools/bootstrap.sh installs it)";
     }

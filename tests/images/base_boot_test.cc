@@ -90,7 +90,7 @@ absl::StatusOr<std::string> RunInGuest(QemuConsole& vm,
 
 TEST(BaseImageBootTest, OverlayRootAndPodman) {
   const std::string qemu = "qemu-system-" + g_arch;
-  if (!::fcvm::testing::InPath(qemu)) {
+  if (!::fcvm::InPath(qemu)) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }
@@ -161,7 +161,7 @@ TEST(BaseImageBootTest, OverlayRootAndPodman) {
 // load and serve HTTP inside the VM with no registry anywhere.
 TEST(BaseImageBootTest, RunsLocallyBuiltOciImages) {
   const std::string qemu = "qemu-system-" + g_arch;
-  if (!::fcvm::testing::InPath(qemu)) {
+  if (!::fcvm::InPath(qemu)) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }

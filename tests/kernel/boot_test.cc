@@ -159,7 +159,7 @@ std::map<std::string, std::string> ProbeResults(const std::string& console) {
 TEST(KernelBootTest, ProbeReportsEveryFeature) {
   const std::string qemu =
       g_arch == "x86_64" ? "qemu-system-x86_64" : "qemu-system-aarch64";
-  if (!testing::InPath(qemu)) {
+  if (!InPath(qemu)) {
     GTEST_SKIP() << qemu
                  << " is not installed (tools/bootstrap.sh installs it)";
   }

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runner/network/nft.h"
@@ -27,13 +28,7 @@ using ::testing::IsEmpty;
 using FirecrackerTest = FcvmTest;
 
 std::string MissingForFirecracker() {
-  bool found = false;
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
-    found =
-        found || access(absl::StrCat(dir, "/firecracker").c_str(), X_OK) == 0;
-  }
-  if (!found) return "no firecracker in PATH";
+  if (!InPath("firecracker")) return "no firecracker in PATH";
   if (access("/dev/kvm", R_OK | W_OK) != 0) return "no accessible /dev/kvm";
   return "";
 }

@@ -99,14 +99,6 @@ bool KvmUsableFor(const std::string& arch) {
   return access("/dev/kvm", R_OK | W_OK) == 0;
 }
 
-bool InPath(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path ? path : "", ':')) {
-    if (access(absl::StrCat(dir, "/", program).c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
-
 absl::StatusOr<QemuConsole> QemuConsole::Start(const QemuSpec& spec) {
   SubprocessOptions options;
   options.argv = QemuArgv(spec);

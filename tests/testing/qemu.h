@@ -65,9 +65,6 @@ std::vector<std::string> QemuArgv(const QemuSpec& spec);
 // It may still fail at run time (DESIGN.md): callers fall back to TCG.
 bool KvmUsableFor(const std::string& arch);
 
-// Whether `program` is an executable in PATH.
-bool InPath(const std::string& program);
-
 // A running QEMU whose serial console the test reads and types into.
 // Destroying it kills QEMU.
 class QemuConsole {
