@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "agent/report.h"
 #include "agent/status.pb.h"
+#include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "google/protobuf/util/json_util.h"
@@ -282,9 +284,20 @@ int Supervisor::Run() {
   absl::StatusOr<ExitStatus> vmm_exit = vmm_process_->Wait(absl::Seconds(5));
   const bool clean = exit_code_.has_value();
   if (!clean && error_.empty()) {
-    error_ = absl::StrCat("the VM ended before the container did (VMM ",
-                          vmm_exit.ok() ? vmm_exit->ToString() : "did not end",
-                          "; see ", dir_, "/", kConsoleLog, " and vmm.log)");
+    // The VMM's own last words usually say why (a port already taken, a
+    // missing file, KVM refusing).
+    std::string last_words;
+    if (absl::StatusOr<std::string> log =
+            ReadFile(absl::StrCat(dir_, "/vmm.log"));
+        log.ok()) {
+      absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
+      last_words = std::string(text.substr(text.rfind('\n') + 1));
+    }
+    error_ =
+        absl::StrCat("the VM ended before the container did (VMM ",
+                     vmm_exit.ok() ? vmm_exit->ToString() : "did not end",
+                     last_words.empty() ? "" : absl::StrCat(": ", last_words),
+                     "; see ", dir_, "/", kConsoleLog, " and vmm.log)");
     Progress(error_);
   }
   const int code = clean ? *exit_code_ : 125;

@@ -65,9 +65,12 @@ struct Frames {
   std::vector<std::string> out;  // "out <text>" / "err <text>"
 };
 
+// Complete lines only: the last one may still be arriving.
 Frames Parse(const std::string& console) {
   Frames frames;
-  for (absl::string_view line : absl::StrSplit(console, '\n')) {
+  const absl::string_view complete =
+      absl::string_view(console).substr(0, console.rfind('\n') + 1);
+  for (absl::string_view line : absl::StrSplit(complete, '\n')) {
     std::string kind, payload;
     if (!agent::ParseFrame(line, &kind, &payload)) continue;
     if (kind == "status") {
@@ -176,10 +179,17 @@ TEST_F(AgentBootTest, RunsBusyboxHttpdPlanFromFwCfg) {
   ASSERT_NO_FATAL_FAILURE(WaitReady(*vm));
   const absl::Duration to_ready = absl::Now() - start;
   // The container's first line usually comes before the readiness report,
-  // but may trail it a little.
-  if (vm->output().find("@fcvm out container says hello") ==
-      std::string::npos) {
-    (void)vm->WaitFor("@fcvm out container says hello", absl::Minutes(1));
+  // but may trail it a little, or be on its way: read the console until the
+  // whole line is there.
+  const std::string hello = "@fcvm out container says hello from agent-test-1";
+  const absl::Time hello_deadline = absl::Now() + absl::Minutes(1);
+  for (;;) {
+    const size_t at = vm->output().find(hello);
+    if (at != std::string::npos && at + hello.size() < vm->output().size()) {
+      break;  // Something (its line end) follows.
+    }
+    if (absl::Now() > hello_deadline) break;
+    if (!vm->WaitFor("\n", absl::Seconds(1)).ok()) break;
   }
 
   Frames frames = Parse(vm->output());

@@ -4,8 +4,10 @@
 // leaves no process or socket; rm leaves no disk. A runner killed with
 // SIGKILL leaves its VM running, and `fcvm gc` cleans that up.
 //   run_test <runner/vm> <runner/fcvm>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +128,29 @@ TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
   EXPECT_NE(access(Field(state, "dir").c_str(), F_OK), 0);
   EXPECT_FALSE(Get("127.0.0.1", port).ok()) << "the port still answers";
   EXPECT_THAT(Fcvm({"ls", "--json"}).out, HasSubstr("[]"));
+}
+
+// A published port that is taken: QEMU cannot start, and the error says
+// why in QEMU's own words, with the VM named.
+TEST_F(RunTest, ATakenPortIsReportedInTheVmmsWords) {
+  const int taken = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  ASSERT_EQ(listen(taken, 1), 0);
+  socklen_t length = sizeof(address);
+  getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length);
+  Result run =
+      Exec({g_vm, "-d", "--accel", "tcg", "--name", "busy", "-p",
+            absl::StrCat(ntohs(address.sin_port), ":8080"), "busybox-httpd"},
+           absl::Minutes(2));
+  close(taken);
+  EXPECT_EQ(run.code, 125);
+  EXPECT_THAT(run.err, HasSubstr("busy: ended before it was ready"));
+  EXPECT_THAT(run.err, HasSubstr("host forwarding"));
+  EXPECT_EQ(Field(Inspect("busy"), "phase"), "FAILED");
 }
 
 // -v: a host directory, copied into an ext4 image, mounted read-only where
