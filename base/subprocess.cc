@@ -103,6 +103,7 @@ absl::Status SetNonBlocking(int fd) {
 
 // Sets up one standard stream of the child per `mode`.
 absl::Status ConnectStream(StdioMode mode, int child_fd, bool child_reads,
+                           const std::string& file,
                            posix_spawn_file_actions_t* actions,
                            UniqueFd* parent_end, UniqueFd* child_end) {
   switch (mode) {
@@ -122,6 +123,16 @@ absl::Status ConnectStream(StdioMode mode, int child_fd, bool child_reads,
       int err =
           posix_spawn_file_actions_adddup2(actions, child_end->get(), child_fd);
       if (err != 0) return ErrnoStatus(err, "spawn: dup2");
+      return absl::OkStatus();
+    }
+    case StdioMode::kFile: {
+      if (child_reads || file.empty()) {
+        return absl::InvalidArgumentError(
+            "StdioMode::kFile is for stdout and stderr, with a file named");
+      }
+      int err = posix_spawn_file_actions_addopen(
+          actions, child_fd, file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      if (err != 0) return ErrnoStatus(err, absl::StrCat("spawn: ", file));
       return absl::OkStatus();
     }
   }
@@ -177,17 +188,17 @@ absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
   // The child's ends stay open here until the spawn is done.
   UniqueFd child_in, child_out, child_err;
   RETURN_IF_ERROR(Annotate(
-      ConnectStream(options.stdin_mode, STDIN_FILENO, /*child_reads=*/true,
+      ConnectStream(options.stdin_mode, STDIN_FILENO, /*child_reads=*/true, "",
                     &actions, &child.stdin_, &child_in),
       context));
-  RETURN_IF_ERROR(
-      Annotate(ConnectStream(options.stdout_mode, STDOUT_FILENO, false,
-                             &actions, &child.stdout_, &child_out),
-               context));
-  RETURN_IF_ERROR(
-      Annotate(ConnectStream(options.stderr_mode, STDERR_FILENO, false,
-                             &actions, &child.stderr_, &child_err),
-               context));
+  RETURN_IF_ERROR(Annotate(
+      ConnectStream(options.stdout_mode, STDOUT_FILENO, false,
+                    options.stdout_file, &actions, &child.stdout_, &child_out),
+      context));
+  RETURN_IF_ERROR(Annotate(
+      ConnectStream(options.stderr_mode, STDERR_FILENO, false,
+                    options.stderr_file, &actions, &child.stderr_, &child_err),
+      context));
   if (!options.working_dir.empty()) {
     int err = posix_spawn_file_actions_addchdir_np(&actions,
                                                    options.working_dir.c_str());

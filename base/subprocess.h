@@ -36,6 +36,7 @@ enum class StdioMode {
   kInherit,  // The parent's stream.
   kNull,     // /dev/null.
   kPipe,     // A pipe owned by the Subprocess object.
+  kFile,     // Output only: appended to SubprocessOptions::*_file.
 };
 
 // Whether `program` is an executable execvp would find (a name with a
@@ -52,6 +53,10 @@ struct SubprocessOptions {
   StdioMode stdin_mode = StdioMode::kNull;
   StdioMode stdout_mode = StdioMode::kInherit;
   StdioMode stderr_mode = StdioMode::kInherit;
+  // For StdioMode::kFile: the files (created 0600 if missing) that stdout
+  // and stderr are appended to. The same path for both is fine.
+  std::string stdout_file;
+  std::string stderr_file;
   // Start the child in a process group of its own, so that Kill() and the
   // destructor also reach the processes it started.
   bool new_process_group = true;

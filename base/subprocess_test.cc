@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -244,6 +245,21 @@ TEST(SubprocessTest, NullStdinReadsEof) {
       RunCommand(Sh("cat; echo done"), absl::Seconds(30));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->stdout_data, "done\n");
+}
+
+TEST(SubprocessTest, FileModeAppendsBothStreams) {
+  const std::string log = absl::StrCat(std::getenv("TEST_TMPDIR"), "/out.log");
+  ASSERT_TRUE(WriteFileAtomically(log, "before\n", 0600).ok());
+  SubprocessOptions options = Sh("echo out; echo err >&2");
+  options.stdout_mode = options.stderr_mode = StdioMode::kFile;
+  options.stdout_file = options.stderr_file = log;
+  absl::StatusOr<Subprocess> child = Subprocess::Start(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_TRUE(child->Wait(absl::Seconds(30))->success());
+  EXPECT_EQ(*ReadFile(log), "before\nout\nerr\n");
+
+  options.stdin_mode = StdioMode::kFile;  // Input from a "file": refused.
+  EXPECT_FALSE(Subprocess::Start(options).ok());
 }
 
 }  // namespace

@@ -11,40 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status.h"
+#include "base/unix_socket.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace fcvm::runner::qemu {
-namespace {
-
-absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
-  sockaddr_un address = {};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("QMP socket path too long: ", path));
-  }
-  path.copy(address.sun_path, path.size());
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return ErrnoStatus("socket");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address),
-              sizeof(address)) != 0) {
-    return ErrnoStatus(absl::StrCat("connect to QMP at ", path));
-  }
-  return fd;
-}
-
-}  // namespace
 
 absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
                                              absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  absl::Duration pause = absl::Milliseconds(2);
-  absl::StatusOr<UniqueFd> fd = ConnectUnix(socket_path);
-  while (!fd.ok() && absl::Now() + pause < deadline) {
-    absl::SleepFor(pause);
-    pause = std::min(pause * 2, absl::Milliseconds(100));
-    fd = ConnectUnix(socket_path);
-  }
+  absl::StatusOr<UniqueFd> fd =
+      ConnectUnixStreamWhenReady(socket_path, "QMP", timeout);
   if (!fd.ok()) return fd.status();
   QmpClient client(std::move(*fd), socket_path);
   ASSIGN_OR_RETURN(QmpMessage greeting, client.ReadMessage(deadline));
