@@ -36,6 +36,9 @@ int StopCommand(Cli& cli, const std::vector<std::string>& args);
 int RmCommand(Cli& cli, const std::vector<std::string>& args);
 int GcCommand(Cli& cli, const std::vector<std::string>& args);
 int PreflightCommand(Cli& cli, const std::vector<std::string>& args);
+// Internal: holds a VM's rootless network namespaces
+// (runner/network/rootless.h).
+int NetnsHolderCommand(Cli& cli, const std::vector<std::string>& args);
 
 // Prints "fcvm: <message>" on stderr and returns `code`.
 int Complain(int code, const std::string& message);

@@ -34,6 +34,10 @@ int GcCommand(Cli& cli, const std::vector<std::string>& args) {
       code = Complain(1, std::string(down.message()));
     } else if (s.network().mode() == "tap") {
       absl::StrAppend(&what, ", TAP ", s.network().tap(), ", nftables rules");
+    } else if (s.network().holder_pid() != 0) {
+      absl::StrAppend(&what, ", ", s.network().mode(),
+                      " and the VM's network "
+                      "namespace");
     }
     if (absl::Status removed = cli.store.Remove(s.name()); !removed.ok()) {
       code = Complain(1, std::string(removed.message()));

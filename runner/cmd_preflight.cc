@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "base/subprocess.h"
 #include "runner/cli.h"
+#include "runner/network/rootless.h"
 #include "runner/qemu/backend.h"
 
 namespace fcvm::runner {
@@ -38,8 +39,10 @@ int PreflightCommand(Cli& cli, const std::vector<std::string>& args) {
   const bool tun = access("/dev/net/tun", R_OK | W_OK) == 0;
   line(tun, "/dev/net/tun", tun ? "TAP devices possible" : "no TAP devices");
   line(InPath("nft"), "nft", "nftables, for TAP networking's rules");
-  line(InPath("pasta") || InPath("slirp4netns"), "pasta / slirp4netns",
-       "rootless networking for Firecracker");
+  absl::StatusOr<std::string> helper = network::ChooseRootlessHelper("auto");
+  line(helper.ok(), "pasta / slirp4netns",
+       helper.ok() ? absl::StrCat("rootless TAP networking through ", *helper)
+                   : std::string(helper.status().message()));
   line(geteuid() == 0, "root",
        geteuid() == 0 ? "privileged networking possible"
                       : "rootless networking only");

@@ -21,6 +21,7 @@
 #include "runner/cli.h"
 #include "runner/disk.h"
 #include "runner/firecracker/backend.h"
+#include "runner/network/rootless.h"
 #include "runner/network/vm_network.h"
 #include "runner/oci_image.h"
 #include "runner/process.h"
@@ -110,37 +111,44 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     if (!IsFile(asset))
       return Complain(1, absl::StrCat("no such file: ", asset));
   }
-  // The backend. Firecracker needs KVM that really runs a guest, root (its
-  // NIC is a TAP) and the binary; `auto` takes it when all three are there.
+  // The backend. Firecracker needs KVM that really runs a guest, the
+  // binary, and a TAP: root's, or one in a namespace of the VM's own
+  // (pasta or slirp4netns installed). `auto` takes it when all are there.
   std::string why;
   const std::string accel =
       qemu::ChooseAccel(flags->backend == "firecracker" ? "kvm" : flags->accel,
                         cli.arch, cli.kernel, cli.store.root(), &why);
+  const bool root = geteuid() == 0;
   const bool firecracker_possible =
-      InPath("firecracker") && geteuid() == 0 && accel == "kvm";
+      InPath("firecracker") && accel == "kvm" &&
+      (root || network::ChooseRootlessHelper("auto").ok());
   const bool firecracker = flags->backend == "firecracker" ||
                            (flags->backend == "auto" && firecracker_possible);
   if (firecracker) {
     if (!InPath("firecracker")) {
       return Complain(1, "--backend=firecracker: no firecracker in PATH");
     }
-    if (geteuid() != 0) {
-      return Complain(1,
-                      "--backend=firecracker: its network interface is a TAP "
-                      "device, which needs root");
-    }
     if (flags->network == "user") {
       return Complain(1,
-                      "--backend=firecracker has no user-mode networking: use "
-                      "--network tap (the default there) or none");
+                      "--backend=firecracker has no user-mode network of its "
+                      "own: use --network tap (root), pasta or slirp4netns "
+                      "(rootless), or none");
     }
-    if (flags->network == "auto") flags->network = "tap";
+    if (flags->network == "auto") flags->network = root ? "tap" : "rootless";
   }
-  if (flags->network == "tap" && geteuid() != 0) {
+  if (flags->network == "tap" && !root) {
     return Complain(1,
-                    "--network=tap creates a TAP device and nftables rules: "
-                    "it needs root (the default, user-mode networking, "
-                    "does not)");
+                    "--network=tap creates a TAP device and nftables rules on "
+                    "the host: it needs root (rootless: the default, or "
+                    "--network pasta|slirp4netns)");
+  }
+  if (flags->network == "rootless" || flags->network == network::kPasta ||
+      flags->network == network::kSlirp4netns) {
+    absl::StatusOr<std::string> helper = network::ChooseRootlessHelper(
+        flags->network == "rootless" ? "auto" : flags->network);
+    if (!helper.ok())
+      return Complain(1, std::string(helper.status().message()));
+    flags->network = *helper;
   }
   for (const VolumeFlag& volume : flags->volumes) {
     if (absl::Status ok = CheckVolume(volume); !ok.ok()) {
@@ -251,13 +259,17 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     plan.set_entropy(entropy);
   plan.set_machine_id(RandomHex(16));
 
-  if (flags->network == "tap") {
-    // Privileged: a TAP and a /30 of its own; published ports are DNAT
-    // rules in fcvm's nftables table, for every local address.
-    if (absl::Status up = network::SetUpTapNetwork(cli.store, state);
-        !up.ok()) {
-      return fail(up);
-    }
+  if (flags->network == "tap" || flags->network == network::kPasta ||
+      flags->network == network::kSlirp4netns) {
+    // A TAP and a /30 of its own; published ports are DNAT rules in fcvm's
+    // nftables table. Privileged: on the host, for every local address.
+    // Rootless: in the VM's own namespaces (the supervisor builds them),
+    // reached through pasta's or slirp4netns's forwards on 127.0.0.1.
+    absl::Status up =
+        flags->network == "tap"
+            ? network::SetUpTapNetwork(cli.store, state)
+            : network::AllocateTapNetwork(cli.store, flags->network, state);
+    if (!up.ok()) return fail(up);
     const NetworkState& net = state.network();
     Nic* nic = spec.add_nics();
     nic->set_tap(net.tap());
@@ -266,7 +278,11 @@ int RunCommand(Cli& cli, const std::vector<std::string>& args) {
     identity->set_ip_cidr(absl::StrCat(net.guest_ip(), "/30"));
     identity->set_gateway(net.host_ip());
     identity->set_mac(net.guest_mac());
-    for (const std::string& dns : HostNameservers()) identity->add_dns(dns);
+    if (flags->network == network::kSlirp4netns) {
+      identity->add_dns("10.0.2.3");  // slirp4netns's resolver.
+    } else {
+      for (const std::string& dns : HostNameservers()) identity->add_dns(dns);
+    }
   } else if (flags->network != "none") {
     // Rootless networking: QEMU's user-mode stack; published ports are
     // forwards on 127.0.0.1.

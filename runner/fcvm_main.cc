@@ -105,7 +105,8 @@ int Main(int argc, char** argv) {
                   {"stop", StopCommand},
                   {"rm", RmCommand},
                   {"gc", GcCommand},
-                  {"preflight", PreflightCommand}};
+                  {"preflight", PreflightCommand},
+                  {"netns-holder", NetnsHolderCommand}};
   auto found = commands.find(command);
   if (found == commands.end()) {
     return Complain(2,

@@ -198,7 +198,9 @@ absl::StatusOr<RunFlags> ParseRunFlags(
        }},
       {{"--network", "--net"},
        [&](const std::string& v) {
-         return one_of("--network", v, {"auto", "tap", "user", "none"},
+         return one_of("--network", v,
+                       {"auto", "tap", "user", "pasta", "slirp4netns",
+                        "rootless", "none"},
                        &flags.network);
        }},
   };

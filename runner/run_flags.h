@@ -34,7 +34,9 @@ struct RunFlags {
   agent::RestartPolicy restart = agent::RESTART_NO;
   std::string backend = "auto";  // auto | firecracker | qemu
   std::string accel = "auto";    // QEMU: auto | kvm | tcg
-  std::string network = "auto";  // auto | tap | user | none
+  // auto | tap | user | pasta | slirp4netns | rootless (the installed one
+  // of those two) | none.
+  std::string network = "auto";
 };
 
 // `getenv` resolves `-e NAME` (no '='), as Podman does; tests pass their

@@ -20,6 +20,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "google/protobuf/util/json_util.h"
+#include "runner/network/rootless.h"
 #include "runner/network/vm_network.h"
 #include "runner/process.h"
 
@@ -218,7 +219,44 @@ int Supervisor::Run() {
   UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
   signal(SIGPIPE, SIG_IGN);
 
-  absl::StatusOr<Subprocess> process = vmm_.Start(initial_.spec(), dir_);
+  // Rootless TAP networking: the VM's namespaces, their holder and helper
+  // come first (the VMM joins them); they end with this function.
+  std::optional<network::RootlessNetwork> rootless;
+  VmSpec spec = initial_.spec();
+  const std::string mode = initial_.network().mode();
+  if (mode == network::kPasta || mode == network::kSlirp4netns) {
+    char self[4096];
+    const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (length <= 0) return fail(ErrnoStatus("readlink /proc/self/exe"));
+    absl::StatusOr<network::RootlessNetwork> started =
+        network::RootlessNetwork::Start(
+            initial_,
+            {std::string(self, length),
+             absl::StrCat("--state_dir=", store_.root()), "netns-holder",
+             name_},
+            dir_);
+    if (!started.ok()) return fail(started.status());
+    rootless.emplace(std::move(*started));
+    const pid_t holder = rootless->holder_pid(),
+                helper = rootless->helper_pid();
+    const uint64_t holder_ticks = StartTicks(holder),
+                   helper_ticks = StartTicks(helper);
+    (void)store_.Update(name_, [&](VmState& s) {
+      NetworkState& net = *s.mutable_network();
+      net.set_holder_pid(holder);
+      net.set_holder_start_ticks(holder_ticks);
+      net.set_helper_pid(helper);
+      net.set_helper_start_ticks(helper_ticks);
+    });
+    spec.set_netns_pid(holder);
+    Phase("network ready", 0);
+    Progress(absl::StrCat("network: ", mode, ", pid ", helper,
+                          "; namespace uplink ", rootless->uplink(), ", TAP ",
+                          initial_.network().tap(), ", guest ",
+                          initial_.network().guest_ip()));
+  }
+
+  absl::StatusOr<Subprocess> process = vmm_.Start(spec, dir_);
   if (!process.ok()) return fail(process.status());
   vmm_process_.emplace(std::move(*process));
   const pid_t pid = vmm_process_->pid();
@@ -311,6 +349,8 @@ int Supervisor::Run() {
   });
   Phase("vm ended", 0);
   unlink(absl::StrCat(dir_, "/qmp.sock").c_str());
+  rootless.reset();  // Helper and holder: the namespace goes with them.
+  unlink(absl::StrCat(dir_, "/slirp4netns.sock").c_str());
   if (absl::Status down = network::TearDownNetwork(initial_); !down.ok()) {
     Progress(absl::StrCat("network teardown: ", down.message()));
   }

@@ -6,8 +6,11 @@
 // way when the guest does not power off by itself.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "base/subprocess.h"
 #include "runner/vm_spec.pb.h"
 
@@ -25,6 +28,23 @@ class Vmm {
   // Ends a VM whose guest did not power off (VMM's own way first).
   virtual void ForceStop(Subprocess& vmm, const std::string& dir) = 0;
 };
+
+// The VMM's command line: `argv` as is, or run through nsenter in the user
+// and network namespaces of spec.netns_pid (rootless networking: the TAP
+// lives there). Its uid stays the caller's, root inside that namespace.
+inline std::vector<std::string> VmmCommand(const VmSpec& spec,
+                                           std::vector<std::string> argv) {
+  if (spec.netns_pid() <= 0) return argv;
+  std::vector<std::string> wrapped = {
+      "nsenter",
+      absl::StrCat("--target=", spec.netns_pid()),
+      "--user",
+      "--net",
+      "--preserve-credentials",
+      "--"};
+  for (std::string& arg : argv) wrapped.push_back(std::move(arg));
+  return wrapped;
+}
 
 }  // namespace fcvm::runner
 

@@ -17,7 +17,8 @@ absl::StatusOr<Subprocess> FirecrackerVmm::Start(const VmSpec& spec,
   const std::string api = absl::StrCat(dir, "/api.sock");
   unlink(api.c_str());  // Firecracker will not bind over a stale socket.
   SubprocessOptions options;
-  options.argv = {binary_, "--api-sock", api, "--id", spec.name()};
+  options.argv =
+      VmmCommand(spec, {binary_, "--api-sock", api, "--id", spec.name()});
   options.stdin_mode = StdioMode::kPipe;
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;

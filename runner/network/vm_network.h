@@ -15,12 +15,22 @@ namespace fcvm::runner::network {
 // $FCVM_SUBNET_POOL, else 10.213.0.0/16.
 std::string SubnetPool();
 
-// Fills state.network (mode "tap", subnet, addresses, MAC, TAP name) and
-// creates the TAP and the rules. On error, whatever was created is removed.
+// Fills state.network (`mode`, subnet, addresses, MAC, TAP name) and
+// records it in the store; creates nothing.
+absl::Status AllocateTapNetwork(StateStore& store, const std::string& mode,
+                                VmState& state);
+
+// Creates the TAP and the rules state.network names, in the calling
+// process's network namespace. On error, whatever was created is removed.
+absl::Status CreateTapAndRules(const VmState& state);
+
+// Privileged mode: AllocateTapNetwork("tap"), then CreateTapAndRules.
 absl::Status SetUpTapNetwork(StateStore& store, VmState& state);
 
-// Removes the VM's rules and TAP (each step even if another fails; the
-// first error is returned). Nothing to do for other modes.
+// Removes the VM's rules and TAP (mode "tap"), or ends the processes
+// holding and serving its namespace (rootless modes; the TAP and rules go
+// with the namespace). Each step runs even if another fails; the first
+// error is returned. Nothing to do for other modes.
 absl::Status TearDownNetwork(const VmState& state);
 
 }  // namespace fcvm::runner::network

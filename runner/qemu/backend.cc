@@ -29,7 +29,8 @@ absl::StatusOr<Subprocess> QemuVmm::Start(const VmSpec& spec,
   (void)google::protobuf::util::MessageToJsonString(spec.plan(), &plan);
   RETURN_IF_ERROR(WriteFileAtomically(launch.plan_file, plan, 0600));
   SubprocessOptions options;
-  ASSIGN_OR_RETURN(options.argv, QemuArgv(spec, launch));
+  ASSIGN_OR_RETURN(std::vector<std::string> argv, QemuArgv(spec, launch));
+  options.argv = VmmCommand(spec, std::move(argv));
   options.stdin_mode = StdioMode::kPipe;
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;
