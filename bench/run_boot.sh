@@ -2,25 +2,40 @@
 # `fcvm run` boot phases, wall (host) and guest, under QEMU: runs
 # `//runner:vm -d IMAGE` RUNS times per image (default: busybox-httpd and
 # nginx), reads the phase times from `fcvm inspect`, and the writable disk's
-# creation time from run's output; median, min, max.
-#   bench/run_boot.sh [RUNS] [ACCEL]      (defaults: 5, tcg)
+# creation time from run's output; median, min, max. NETWORK other than
+# the default (user: QEMU's own slirp) boots busybox-httpd only, to show
+# what setting that network up costs (pasta/slirp4netns: "network ready").
+#   bench/run_boot.sh [RUNS] [ACCEL] [NETWORK]   (defaults: 5, tcg, user)
+# Rootless networks, inside a namespace of their own with a veth uplink
+# (pasta wants a default route; nothing is reachable through it):
+#   bazel build //runner:vm //runner:fcvm && sudo unshare -n bash -c '
+#     ip link set lo up; ip link add up0 type veth peer name up1
+#     ip addr add 10.250.0.1/24 dev up0; ip link set up0 up; ip link set up1 up
+#     ip route add default via 10.250.0.254 dev up0 onlink
+#     FCVM_BENCH_PREBUILT=1 bench/run_boot.sh 5 tcg pasta'
 set -euo pipefail
 runs="${1:-5}"
 accel="${2:-tcg}"
+network="${3:-user}"
+images="busybox-httpd nginx"
+[[ "${network}" == user ]] || images="busybox-httpd"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bazel build --color=no --curses=no //runner:vm //runner:fcvm >/dev/null 2>&1
+# FCVM_BENCH_PREBUILT=1: the binaries are built already (inside a network
+# namespace of its own, bazel cannot reach its server).
+[[ -n "${FCVM_BENCH_PREBUILT:-}" ]] ||
+  bazel build --color=no --curses=no //runner:vm //runner:fcvm >/dev/null 2>&1
 vm="$(pwd)/bazel-bin/runner/vm"
 fcvm="$(pwd)/bazel-bin/runner/fcvm"
 export FCVM_STATE_DIR="$(mktemp -d /tmp/fcvm-bench.XXXXXX)"
 trap '"${fcvm}" ls --json | python3 -c "import json,sys; [print(v[\"name\"]) for v in json.load(sys.stdin)]" |
         xargs -r "${fcvm}" rm -f >/dev/null 2>&1; rm -rf "${FCVM_STATE_DIR}"' EXIT
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -m), $(qemu-system-x86_64 --version | head -1), accel ${accel}"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -m), $(qemu-system-x86_64 --version | head -1), accel ${accel}, network ${network}"
 samples="$(mktemp)"
-for image in busybox-httpd nginx; do
+for image in ${images}; do
   for i in $(seq "${runs}"); do
     name="bench-${i}"
     start=$(date +%s%N)
-    err="$("${vm}" -d --accel "${accel}" --name "${name}" "${image}" 2>&1 >/dev/null)"
+    err="$("${vm}" -d --accel "${accel}" --network "${network}" --name "${name}" "${image}" 2>&1 >/dev/null)"
     end=$(date +%s%N)
     disk_us="$(sed -n 's/.*writable disk sparse in \([0-9.]*\)\(us\|ms\|s\).*/\1 \2/p' <<<"${err}" |
                awk '{ f = ($2 == "us") ? 1 : ($2 == "ms") ? 1000 : 1e6; print $1 * f }')"
