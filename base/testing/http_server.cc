@@ -59,16 +59,19 @@ std::string HttpRequest::Header(const std::string& lower_name) const {
 }
 
 absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartTcp(
-    Handler handler) {
+    Handler handler, const std::string& ip) {
   UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listener) return ErrnoStatus("socket");
   sockaddr_in address = {};
   address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, ip.c_str(), &address.sin_addr) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an IPv4 address: ", ip));
+  }
   if (bind(listener.get(), reinterpret_cast<sockaddr*>(&address),
            sizeof(address)) != 0 ||
       listen(listener.get(), 16) != 0) {
-    return ErrnoStatus("bind/listen on 127.0.0.1");
+    return ErrnoStatus(absl::StrCat("bind/listen on ", ip));
   }
   socklen_t length = sizeof(address);
   getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);

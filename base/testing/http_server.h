@@ -1,7 +1,8 @@
 #ifndef FCVM_BASE_TESTING_HTTP_SERVER_H_
 #define FCVM_BASE_TESTING_HTTP_SERVER_H_
 
-// A small HTTP/1.1 server for tests, on 127.0.0.1 (ephemeral port) or a
+// A small HTTP/1.1 server for tests, on 127.0.0.1 or another local address
+// (ephemeral port) or a
 // Unix socket: one connection at a time, one request per connection (the
 // answer says Connection: close), bodies by Content-Length. Tests give it
 // a handler; real HTTP over a real socket, so the client under test is
@@ -39,7 +40,7 @@ class HttpTestServer {
   using Handler = std::function<HttpAnswer(const HttpRequest&)>;
 
   static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartTcp(
-      Handler handler);
+      Handler handler, const std::string& ip = "127.0.0.1");
   static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartUnix(
       const std::string& path, Handler handler);
   // Stops serving; a request in progress is finished first.

@@ -36,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/subprocess.h"
+#include "base/testing/http_server.h"
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -51,6 +52,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr uid_t kNobody = 65534;
+// The test's DNS server (dnsmasq) and web server listen here, on the test
+// namespace's own veth: the host side, as the helpers see it.
+constexpr char kServices[] = "10.251.0.1";
+// The one name dnsmasq answers (with kServices).
+constexpr char kName[] = "fcvm-test.internal";
 
 // Where the copies nobody can read live: kernel, rootfs, image, fcvm.
 struct Assets {
@@ -335,9 +341,46 @@ TEST_F(RootlessTest, ATakenPortFailsTheRunInTheHelpersWords) {
   }
 }
 
+// The guest's own traffic: a name resolved through the DNS server it was
+// given (slirp4netns's forwarder 10.0.2.3, or the host's resolver for
+// pasta), then a page fetched by that name from a server on the host side,
+// masqueraded out of the VM's namespace and carried by the helper.
+TEST_F(RootlessTest, TheGuestResolvesAndFetchesThroughEitherHelper) {
+  std::vector<std::string> paths;
+  absl::StatusOr<std::unique_ptr<HttpTestServer>> server =
+      HttpTestServer::StartTcp(
+          [&](const HttpRequest& request) {
+            paths.push_back(request.path);
+            return HttpAnswer{200, absl::StrCat("egress ok ", request.path),
+                              "text/plain"};
+          },
+          kServices);
+  ASSERT_TRUE(server.ok()) << server.status();
+  for (const std::string helper : {"pasta", "slirp4netns"}) {
+    const std::string name = absl::StrCat("egress-", helper);
+    const std::string script = absl::StrCat(
+        "/bin/busybox nslookup ", kName, " && /bin/busybox wget -q -O- http://",
+        kName, ":", (*server)->port(), "/", helper);
+    Result run =
+        Nobody({"run", "--network", helper, "--accel", "tcg", "--name", name,
+                "busybox-httpd", "/bin/busybox", "sh", "-c", script},
+               absl::Minutes(8));
+    std::cout << run.err;
+    EXPECT_EQ(run.code, 0) << run.err;
+    Result logs = Nobody({"logs", name});
+    std::cout << logs.out;
+    EXPECT_THAT(logs.out, HasSubstr(kServices)) << "the name did not resolve";
+    EXPECT_THAT(logs.out, HasSubstr(absl::StrCat("egress ok /", helper)));
+    EXPECT_THAT(ProcessesMentioning(state_), IsEmpty());
+    EXPECT_EQ(Nobody({"rm", name}).code, 0);
+  }
+  EXPECT_EQ(paths.size(), 2u);
+}
+
 // A veth pair with an address and a default route: what pasta copies into
 // the VM's namespace (it refuses to start on a host with no route out).
-// Nothing is reachable through it: its peer has nobody behind it.
+// Its peer carries the test's own servers (kServices); nothing else is
+// reachable.
 class Uplink : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -348,18 +391,52 @@ class Uplink : public ::testing::Environment {
           {"ip", "link", "set", "up0", "up"},
           {"ip", "link", "set", "up1", "up"},
           {"ip", "route", "add", "default", "via", "10.250.0.254", "dev", "up0",
-           "onlink"}}) {
+           "onlink"},
+          // Where the test's DNS and HTTP servers are: a host address the
+          // helpers reach with ordinary sockets.
+          {"ip", "addr", "add", absl::StrCat(kServices, "/24"), "dev",
+           "up1"}}) {
       absl::Status done = Run(argv);
       ASSERT_TRUE(done.ok()) << done;
     }
     absl::Status copied = CopyAssets();
     ASSERT_TRUE(copied.ok()) << copied;
+    // The host's resolver is dnsmasq on kServices, answering for one name
+    // (in this process's mount namespace only).
+    const std::string resolv = absl::StrCat(g_assets.dir, "/resolv.conf");
+    ASSERT_TRUE(WriteFileAtomically(
+                    resolv, absl::StrCat("nameserver ", kServices, "\n"), 0644)
+                    .ok());
+    ASSERT_EQ(
+        mount(resolv.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr), 0)
+        << strerror(errno);
+    SubprocessOptions dns;
+    dns.argv = {"dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                absl::StrCat("--listen-address=", kServices),
+                absl::StrCat("--address=/", kName, "/", kServices),
+                // Its own: AAAA gets "no such record", not REFUSED.
+                absl::StrCat("--local=/", kName, "/"),
+                absl::StrCat("--pid-file=", g_assets.dir, "/dnsmasq.pid"),
+                "--log-queries",
+                "--log-facility=-"};
+    absl::StatusOr<Subprocess> started = Subprocess::Start(std::move(dns));
+    ASSERT_TRUE(started.ok()) << started.status();
+    dnsmasq_.emplace(std::move(*started));
   }
   void TearDown() override {
+    dnsmasq_.reset();
     if (!g_assets.dir.empty()) {
       nftw(g_assets.dir.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
     }
   }
+
+ private:
+  std::optional<Subprocess> dnsmasq_;
 };
 
 // /dev/net/tun as a stock Debian host has it (0666), in this process's own
