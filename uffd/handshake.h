@@ -37,8 +37,8 @@ struct MemoryRegion {
 // Parses `json` (Firecracker 1.4 to 1.16 field variants) and checks each
 // region against a memory file of `file_size` bytes. Errors are
 // kInvalidArgument and say which region and field is wrong.
-absl::StatusOr<std::vector<MemoryRegion>> ParseHandshake(
-    absl::string_view json, uint64_t file_size);
+absl::StatusOr<std::vector<MemoryRegion>> ParseHandshake(absl::string_view json,
+                                                         uint64_t file_size);
 
 }  // namespace fcvm::uffd
 

@@ -41,10 +41,10 @@ TEST(HandshakeTest, EveryFirecrackerVariant) {
 TEST(HandshakeTest, AddressesKeepAll64Bits) {
   // Past 2^53, where a double would round.
   const uint64_t base = 0xfffffffffffff000ull - 0x1000;
-  absl::StatusOr<std::vector<MemoryRegion>> regions = ParseHandshake(
-      absl::StrCat(R"([{"base_host_virt_addr":)", base,
-                   R"(,"size":4096,"offset":0}])"),
-      kFile);
+  absl::StatusOr<std::vector<MemoryRegion>> regions =
+      ParseHandshake(absl::StrCat(R"([{"base_host_virt_addr":)", base,
+                                  R"(,"size":4096,"offset":0}])"),
+                     kFile);
   ASSERT_TRUE(regions.ok()) << regions.status();
   EXPECT_EQ((*regions)[0].base, base);
 }
@@ -62,9 +62,14 @@ TEST(HandshakeTest, RefusesWhatDoesNotFit) {
       {"", "empty handshake"},
       {"{", "not a JSON array"},
       {R"({"base_host_virt_addr":4096,"size":4096,"offset":0})",
-       "not a JSON array"},
+       "not a JSON array of regions: it starts with '{'"},
+      {"   ", "it starts with ''"},
       {"[]", "no regions"},
       {R"([1])", "handshake regions"},
+      // Found by the fuzzer: the JSON mapping drops nulls.
+      {R"([null])", "1 of the 1 elements are not region objects"},
+      {absl::StrCat("[", ok_region, ",null]"),
+       "1 of the 2 elements are not region objects"},
       {absl::StrCat("[", ok_region, "], [", ok_region, "]"),
        "not a JSON array"},
       {R"([{"base_host_virt_addr":4096,"size":4096,"offset":0,"x":1}])",
