@@ -36,6 +36,8 @@ int StopCommand(Cli& cli, const std::vector<std::string>& args);
 int RmCommand(Cli& cli, const std::vector<std::string>& args);
 int GcCommand(Cli& cli, const std::vector<std::string>& args);
 int PreflightCommand(Cli& cli, const std::vector<std::string>& args);
+// The userfaultfd memory server for a snapshot's memory (uffd/server.h).
+int ServeCommand(Cli& cli, const std::vector<std::string>& args);
 // Internal: holds a VM's rootless network namespaces
 // (runner/network/rootless.h).
 int NetnsHolderCommand(Cli& cli, const std::vector<std::string>& args);

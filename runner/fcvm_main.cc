@@ -27,6 +27,8 @@ constexpr char kUsage[] =
     "  rm [-f] NAME...                   remove stopped VMs (-f: stop first)\n"
     "  gc                                clean up after killed runners\n"
     "  preflight                         what this machine can run\n"
+    "  serve MEMORY_FILE --socket PATH   serve a snapshot's memory over\n"
+    "                                    userfaultfd (uffd/README.md)\n"
     "global flags:\n"
     "  --state_dir DIR   VM state (default: $FCVM_STATE_DIR, /run/fcvm,\n"
     "                    or $XDG_RUNTIME_DIR/fcvm)\n"
@@ -106,6 +108,7 @@ int Main(int argc, char** argv) {
                   {"rm", RmCommand},
                   {"gc", GcCommand},
                   {"preflight", PreflightCommand},
+                  {"serve", ServeCommand},
                   {"netns-holder", NetnsHolderCommand}};
   auto found = commands.find(command);
   if (found == commands.end()) {

@@ -116,8 +116,8 @@ std::vector<std::string> FaultLoop::Describe() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> lines;
   for (const auto& [id, vm] : vms_) {
-    lines.push_back(absl::StrCat("vm ", id, " pid ", vm->pid, ": ",
-                                 vm->stats.ToString()));
+    lines.push_back(
+        absl::StrCat("vm ", id, " pid ", vm->pid, ": ", vm->stats.ToString()));
   }
   return lines;
 }
@@ -158,11 +158,24 @@ void FaultLoop::Drop(uint64_t id, const std::string& why) {
     vms_.erase(it);
   }
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->uffd.get(), nullptr);
-  if (vm->pidfd) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->pidfd.get(), nullptr);
-  if (vm->recording && options_.recorder != nullptr) {
-    (void)options_.recorder->Finish();
-  }
+  if (vm->pidfd)
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->pidfd.get(), nullptr);
+  FinishRecording(*vm);
   if (options_.on_leave) options_.on_leave(*vm, why);
+}
+
+void FaultLoop::FinishRecording(ServedVm& vm) {
+  if (!vm.recording || options_.recorder == nullptr) return;
+  vm.recording = false;
+  absl::StatusOr<size_t> pages = options_.recorder->Finish();
+  if (!options_.log) return;
+  if (!pages.ok()) {
+    options_.log(
+        absl::StrCat("working set not written: ", pages.status().message()));
+  } else if (*pages > 0) {
+    options_.log(absl::StrCat("working set: ", *pages,
+                              " pages written, recorded from vm ", vm.id));
+  }
 }
 
 std::string FaultLoop::DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults) {
@@ -186,8 +199,8 @@ std::string FaultLoop::DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults) {
         case UFFD_EVENT_REMOVE:
           vm.removed.Add(m.arg.remove.start, m.arg.remove.end);
           vm.stats.removes.fetch_add(1, std::memory_order_relaxed);
-          vm.stats.removed_bytes.fetch_add(m.arg.remove.end - m.arg.remove.start,
-                                           std::memory_order_relaxed);
+          vm.stats.removed_bytes.fetch_add(
+              m.arg.remove.end - m.arg.remove.start, std::memory_order_relaxed);
           break;
         default:
           // UNMAP/REMAP/FORK were not asked for: nothing to do.
@@ -225,18 +238,18 @@ std::string FaultLoop::Resolve(ServedVm& vm, uint64_t fault_address,
         }
         vm.stats.faults.fetch_add(1, std::memory_order_relaxed);
         vm.stats.fault_bytes.fetch_add(page, std::memory_order_relaxed);
-        if (!vm.working_set.empty() &&
-            std::binary_search(vm.working_set.begin(), vm.working_set.end(),
-                               offset)) {
-          vm.stats.faults_in_working_set.fetch_add(1,
-                                                   std::memory_order_relaxed);
+        if (!vm.working_set.empty()) {
+          (std::binary_search(vm.working_set.begin(), vm.working_set.end(),
+                              offset)
+               ? vm.stats.faults_in_working_set
+               : vm.stats.faults_outside_working_set)
+              .fetch_add(1, std::memory_order_relaxed);
         }
         if (vm.recording && options_.recorder != nullptr) {
           if (options_.recorder->Recording(vm.pid, absl::Now())) {
             options_.recorder->Add(offset, page);
           } else {
-            vm.recording = false;
-            (void)options_.recorder->Finish();
+            FinishRecording(vm);
           }
         }
         vm.stats.latency.Add(absl::Now() - start);
@@ -260,8 +273,8 @@ std::string FaultLoop::Resolve(ServedVm& vm, uint64_t fault_address,
                             strerror(result.error), ")");
       case ResolveResult::kInvalid:
         return absl::StrCat(zero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY", " at 0x",
-                            absl::Hex(address), " failed: ",
-                            strerror(result.error));
+                            absl::Hex(address),
+                            " failed: ", strerror(result.error));
     }
   }
 }
@@ -346,8 +359,8 @@ void FaultLoop::Run() {
         if (vm->prefetch_next < vm->prefetch.size()) prefetching.push_back(id);
       }
     }
-    const int n = epoll_wait(epoll_.get(), events, 64,
-                             prefetching.empty() ? -1 : 0);
+    const int n =
+        epoll_wait(epoll_.get(), events, 64, prefetching.empty() ? -1 : 0);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;

@@ -68,7 +68,7 @@ struct ServedVm {
   size_t prefetch_next = 0;
   // Recorded pages of the working set (for faults_in_working_set).
   std::vector<uint64_t> working_set;  // Sorted file offsets.
-  bool recording = false;  // This VM's faults feed the recorder.
+  bool recording = false;             // This VM's faults feed the recorder.
   absl::Time connected;
   VmStats stats;
 
@@ -82,6 +82,8 @@ class FaultLoop {
     WorkingSetRecorder* recorder = nullptr;
     // Called (on the loop's thread) with each VM that leaves and why.
     std::function<void(const ServedVm&, const std::string& why)> on_leave;
+    // Log lines (the working set written).
+    std::function<void(const std::string&)> log;
   };
 
   FaultLoop(const MemoryFile& memory, Options options);
@@ -112,6 +114,8 @@ class FaultLoop {
   std::string Resolve(ServedVm& vm, uint64_t address,
                       std::deque<uint64_t>& later);
   std::string PrefetchOneBatch(ServedVm& vm);
+  // The recording VM's window is over or it left: write the set.
+  void FinishRecording(ServedVm& vm);
 
   const MemoryFile& memory_;
   const Options options_;

@@ -16,7 +16,8 @@ namespace fcvm::uffd {
 absl::StatusOr<MemoryFile> MemoryFile::Open(const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDONLY | O_CLOEXEC));
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(absl::StrCat("stat ", path));
+  if (fstat(fd.get(), &st) != 0)
+    return ErrnoStatus(absl::StrCat("stat ", path));
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a regular file"));
@@ -24,8 +25,7 @@ absl::StatusOr<MemoryFile> MemoryFile::Open(const std::string& path) {
   if (st.st_size == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": empty"));
   }
-  void* data =
-      mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  void* data = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd.get(), 0);
   if (data == MAP_FAILED) return ErrnoStatus(absl::StrCat("mmap ", path));
   MemoryFile file;
   file.path_ = path;

@@ -1,5 +1,6 @@
 #include "uffd/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -32,10 +33,6 @@ constexpr uint64_t kPendingBase = 16;  // + index into a slot map.
 // received (and closed) to be counted.
 constexpr int kMaxFds = 8;
 
-void Log(const std::string& line) {
-  std::fprintf(stderr, "fcvm-uffd: %s\n", line.c_str());
-}
-
 int PidfdOpen(pid_t pid) {
   return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
 }
@@ -43,8 +40,8 @@ int PidfdOpen(pid_t pid) {
 // What the descriptor is, as /proc says ("anon_inode:[userfaultfd]").
 std::string FdKind(int fd) {
   char target[256];
-  const ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(),
-                             target, sizeof(target) - 1);
+  const ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target,
+                             sizeof(target) - 1);
   return n > 0 ? std::string(target, n) : "unknown";
 }
 
@@ -57,6 +54,14 @@ struct Server::Pending {
   UniqueFd pidfd;
   absl::Time deadline;
 };
+
+void Server::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    std::fprintf(stderr, "fcvm-uffd: %s\n", line.c_str());
+  }
+}
 
 Server::Server(ServerOptions options, MemoryFile memory)
     : options_(std::move(options)), memory_(std::move(memory)) {}
@@ -72,8 +77,7 @@ Server::~Server() {
   }
 }
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Create(
-    ServerOptions options) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   if (options.threads < 1) options.threads = 1;
   ASSIGN_OR_RETURN(MemoryFile memory, MemoryFile::Open(options.memory_file));
   if (options.working_set_path.empty()) {
@@ -86,7 +90,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     absl::StatusOr<std::optional<WorkingSet>> loaded = LoadWorkingSet(
         o.working_set_path, server->memory_.size(), server->memory_.mtime_ns());
     if (!loaded.ok()) {
-      Log(absl::StrCat("ignoring the working set: ", loaded.status().message()));
+      server->Log(absl::StrCat("ignoring the working set: ",
+                               loaded.status().message()));
     } else if (loaded->has_value()) {
       server->working_set_ = std::move(**loaded);
       server->working_set_offsets_.assign(
@@ -102,6 +107,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   }
   ASSIGN_OR_RETURN(server->listener_,
                    ListenUnixStream(o.socket_path, 0600, "memory server"));
+  // Accept() takes every waiting connection, then must not block.
+  const int flags = fcntl(server->listener_.get(), F_GETFL);
+  if (fcntl(server->listener_.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoStatus("memory server: O_NONBLOCK");
+  }
   server->epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   server->control_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!server->epoll_ || !server->control_) {
@@ -124,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   loop_options.on_leave = [self](const ServedVm& vm, const std::string& why) {
     self->Leave(vm, why);
   };
+  loop_options.log = [self](const std::string& line) { self->Log(line); };
   for (int i = 0; i < o.threads; ++i) {
     server->loops_.push_back(
         std::make_unique<FaultLoop>(server->memory_, loop_options));
@@ -131,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   for (auto& loop : server->loops_) {
     server->threads_.emplace_back([l = loop.get()] { l->Run(); });
   }
-  Log(absl::StrFormat(
+  server->Log(absl::StrFormat(
       "serving %s (%d bytes) on %s, %d threads; %s", o.memory_file,
       server->memory_.size(), o.socket_path, o.threads,
       server->working_set_.has_value()
@@ -204,7 +215,8 @@ void Server::Accept() {
 
 void Server::Handshake(Pending& pending) {
   auto refuse = [&](const std::string& why) {
-    Log(absl::StrCat("refused the handshake from pid ", pending.pid, ": ", why));
+    Log(absl::StrCat("refused the handshake from pid ", pending.pid, ": ",
+                     why));
   };
   std::string buffer(kMaxHandshakeBytes + 1, '\0');
   iovec iov = {buffer.data(), buffer.size()};
@@ -236,16 +248,23 @@ void Server::Handshake(Pending& pending) {
   }
   if (fds.empty()) return refuse("no file descriptor came with it (the uffd)");
   if (fds.size() > 1) {
-    return refuse(absl::StrCat(fds.size(), " file descriptors came with it; "
+    return refuse(absl::StrCat(fds.size(),
+                               " file descriptors came with it; "
                                "exactly one (the uffd) is expected"));
   }
   if (const std::string kind = FdKind(fds[0].get());
       kind != "anon_inode:[userfaultfd]") {
-    return refuse(absl::StrCat("the descriptor is not a userfaultfd but ", kind));
+    return refuse(
+        absl::StrCat("the descriptor is not a userfaultfd but ", kind));
   }
   if (static_cast<size_t>(got) > kMaxHandshakeBytes) {
     return refuse(absl::StrCat("the message is longer than ",
                                kMaxHandshakeBytes, " bytes"));
+  }
+  if (pending.pid > 0 && !pending.pidfd) {
+    // Gone before we could watch it (pidfd_open failed): nobody to serve,
+    // and nothing would ever tell us it left.
+    return refuse("its process exited before its handshake was read");
   }
   absl::StatusOr<std::vector<MemoryRegion>> regions =
       ParseHandshake(absl::string_view(buffer.data(), got), memory_.size());
@@ -260,6 +279,17 @@ void Server::Handshake(Pending& pending) {
   vm->pidfd = std::move(pending.pidfd);
   vm->connected = absl::Now();
   std::string how = "on demand";
+  if (!working_set_.has_value() && options_.prefetch && recorder_ != nullptr &&
+      recorder_->finished()) {
+    // Recorded by an earlier VM of this run: from now on, prefetched.
+    absl::StatusOr<std::optional<WorkingSet>> loaded = LoadWorkingSet(
+        options_.working_set_path, memory_.size(), memory_.mtime_ns());
+    if (loaded.ok() && loaded->has_value()) {
+      working_set_ = std::move(**loaded);
+      working_set_offsets_.assign(working_set_->page_offsets().begin(),
+                                  working_set_->page_offsets().end());
+    }
+  }
   if (working_set_.has_value()) {
     vm->prefetch =
         PlanPrefetch(vm->regions, *working_set_, options_.batch_bytes);
@@ -271,8 +301,8 @@ void Server::Handshake(Pending& pending) {
     how = absl::StrCat("recording its working set for ",
                        absl::FormatDuration(options_.record_window));
   }
-  Log(absl::StrFormat("vm %d pid %d: %d region(s), %d MiB, %s", vm->id,
-                      vm->pid, vm->regions.regions().size(),
+  Log(absl::StrFormat("vm %d pid %d: %d region(s), %d MiB, %s", vm->id, vm->pid,
+                      vm->regions.regions().size(),
                       vm->regions.total_bytes() >> 20, how));
   ++served_;
   FaultLoop* least = loops_[0].get();
@@ -294,7 +324,8 @@ absl::Status Server::Run() {
           absl::ToInt64Milliseconds(next - absl::Now()) + 1, 0, 1 << 30));
     }
     const int n = epoll_wait(epoll_.get(), events, 32, timeout_ms);
-    if (n < 0 && errno != EINTR) return ErrnoStatus("memory server: epoll_wait");
+    if (n < 0 && errno != EINTR)
+      return ErrnoStatus("memory server: epoll_wait");
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kListenerTag) {
@@ -348,15 +379,6 @@ absl::Status Server::Run() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-  if (recorder_ != nullptr) {
-    absl::StatusOr<size_t> pages = recorder_->Finish();
-    if (pages.ok() && *pages > 0) {
-      Log(absl::StrCat("working set: ", *pages, " pages written to ",
-                       options_.working_set_path));
-    } else if (!pages.ok()) {
-      Log(absl::StrCat("working set not written: ", pages.status().message()));
-    }
-  }
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,8 @@ struct ServerOptions {
   // Read by Run(): SIGUSR1 prints every VM's stats, SIGINT/SIGTERM stop.
   // -1: none (tests call Stop()).
   int signal_fd = -1;
+  // Where log lines go; empty: stderr, as "fcvm-uffd: LINE".
+  std::function<void(const std::string&)> log;
 };
 
 class Server {
@@ -75,6 +78,7 @@ class Server {
   void Accept();
   void Handshake(Pending& pending);
   void Leave(const ServedVm& vm, const std::string& why);
+  void Log(const std::string& line) const;
 
   const ServerOptions options_;
   MemoryFile memory_;

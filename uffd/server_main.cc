@@ -21,8 +21,7 @@
 
 ABSL_FLAG(std::string, socket, "",
           "the Unix socket Firecracker connects to (created mode 0600)");
-ABSL_FLAG(int, threads, 0,
-          "fault-serving threads (0: one per CPU, at most 4)");
+ABSL_FLAG(int, threads, 0, "fault-serving threads (0: one per CPU, at most 4)");
 ABSL_FLAG(absl::Duration, record_window, absl::Seconds(10),
           "how long the first VM's faults are recorded as the working set "
           "(0: never), when the memory file has none yet");
@@ -73,8 +72,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (absl::Status ran = (*server)->Run(); !ran.ok()) {
-    std::fprintf(stderr, "fcvm-uffd: %s\n",
-                 std::string(ran.message()).c_str());
+    std::fprintf(stderr, "fcvm-uffd: %s\n", std::string(ran.message()).c_str());
     return 1;
   }
   return 0;

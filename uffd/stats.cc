@@ -9,7 +9,8 @@ std::string Bytes(uint64_t bytes) {
   if (bytes >= (uint64_t{1} << 30)) {
     return absl::StrFormat("%.1f GiB", bytes / double(uint64_t{1} << 30));
   }
-  if (bytes >= (1 << 20)) return absl::StrFormat("%.1f MiB", bytes / double(1 << 20));
+  if (bytes >= (1 << 20))
+    return absl::StrFormat("%.1f MiB", bytes / double(1 << 20));
   return absl::StrFormat("%d KiB", bytes >> 10);
 }
 
@@ -17,8 +18,7 @@ std::string Bytes(uint64_t bytes) {
 
 void LatencyHistogram::Add(absl::Duration latency) {
   const int64_t ns = absl::ToInt64Nanoseconds(latency);
-  int bucket =
-      ns <= 1 ? 0 : 63 - __builtin_clzll(static_cast<uint64_t>(ns));
+  int bucket = ns <= 1 ? 0 : 63 - __builtin_clzll(static_cast<uint64_t>(ns));
   if (bucket >= kBuckets) bucket = kBuckets - 1;
   buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
 }
@@ -55,11 +55,13 @@ std::string VmStats::ToString() const {
   };
   return absl::StrFormat(
       "faults %d (%s, %d zero), removes %d (%s), prefetched %d pages (%s), "
-      "faults in working set %d, eexist %d, eagain %d, service p50 %s p99 %s",
+      "faults in working set %d, outside %d, eexist %d, eagain %d, service "
+      "p50 %s p99 %s",
       get(faults), Bytes(get(fault_bytes)), get(zero_faults), get(removes),
       Bytes(get(removed_bytes)), get(prefetched_pages),
-      Bytes(get(prefetched_bytes)), get(faults_in_working_set), get(exists),
-      get(retries), absl::FormatDuration(latency.Quantile(0.5)),
+      Bytes(get(prefetched_bytes)), get(faults_in_working_set),
+      get(faults_outside_working_set), get(exists), get(retries),
+      absl::FormatDuration(latency.Quantile(0.5)),
       absl::FormatDuration(latency.Quantile(0.99)));
 }
 

@@ -38,18 +38,21 @@ struct VmStats {
   std::atomic<uint64_t> zero_faults{0};  // Of those, zero pages (removed).
   std::atomic<uint64_t> removes{0};      // REMOVE events (balloon, DONTNEED).
   std::atomic<uint64_t> removed_bytes{0};
-  std::atomic<uint64_t> exists{0};  // EEXIST: the page was there already.
+  std::atomic<uint64_t> exists{0};   // EEXIST: the page was there already.
   std::atomic<uint64_t> retries{0};  // EAGAIN: events drained, retried.
   std::atomic<uint64_t> prefetched_pages{0};
   std::atomic<uint64_t> prefetched_bytes{0};
-  // On-demand faults on pages the working set holds: the VM got there
-  // before the prefetch did.
+  // With a working set: on-demand faults on pages it holds (the VM got
+  // there before the prefetch did) and on pages it does not (the recording
+  // did not predict them). A uffd server never learns whether a prefetched
+  // page was used: once copied, the kernel does not ask again.
   std::atomic<uint64_t> faults_in_working_set{0};
+  std::atomic<uint64_t> faults_outside_working_set{0};
   LatencyHistogram latency;
 
   // "faults 123 (0.5 MiB, 2 zero), removes 1 (4 KiB), prefetched 1000
-  // pages (3.9 MiB), faults in working set 3, eexist 0, eagain 0, service
-  // p50 8 us p99 64 us".
+  // pages (3.9 MiB), faults in working set 3, outside 120, eexist 0,
+  // eagain 0, service p50 8.192us p99 65.536us".
   std::string ToString() const;
 };
 

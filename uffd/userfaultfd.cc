@@ -50,8 +50,8 @@ absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features) {
     close(dev);
   }
   if (!fd) {
-    fd.reset(static_cast<int>(
-        syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+    fd.reset(
+        static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
   }
   if (!fd) {
     return ErrnoStatus(

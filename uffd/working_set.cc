@@ -61,6 +61,11 @@ void WorkingSetRecorder::Add(uint64_t file_offset, uint64_t page_size) {
   if (page_size == page_size_) offsets_.insert(file_offset);
 }
 
+bool WorkingSetRecorder::finished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finished_;
+}
+
 absl::StatusOr<size_t> WorkingSetRecorder::Finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_ || pid_ == 0) return 0;

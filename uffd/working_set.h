@@ -47,6 +47,7 @@ class WorkingSetRecorder {
   // Writes the set (atomically) once, when the window is over or the VM
   // left; later calls do nothing. Returns the number of pages written.
   absl::StatusOr<size_t> Finish();
+  bool finished() const;
 
  private:
   const std::string path_;

@@ -44,9 +44,9 @@ TEST(WorkingSetTest, RecordsTheFirstVmOnceAndLoadsForTheSameFileOnly) {
 
 TEST(WorkingSetTest, PlansContiguousRunsWithinABatchAndInsideRegions) {
   // Two regions: file [0, 16 pages) at 0x100000, [16, 24) at 0x900000.
-  absl::StatusOr<RegionTable> table = RegionTable::Create(
-      {{0x900000, 8 * kPage, 16 * kPage, kPage},
-       {0x100000, 16 * kPage, 0, kPage}});
+  absl::StatusOr<RegionTable> table =
+      RegionTable::Create({{0x900000, 8 * kPage, 16 * kPage, kPage},
+                           {0x100000, 16 * kPage, 0, kPage}});
   ASSERT_TRUE(table.ok());
   WorkingSet set;
   set.set_page_size(kPage);
@@ -55,14 +55,13 @@ TEST(WorkingSetTest, PlansContiguousRunsWithinABatchAndInsideRegions) {
   for (uint64_t page : {0, 1, 2, 3, 4, 6, 15, 16, 30}) {
     set.add_page_offsets(page * kPage);
   }
-  EXPECT_THAT(
-      PlanPrefetch(*table, set, 2 * kPage),
-      ElementsAre(FieldsAre(0x100000, 0, 2 * kPage),
-                  FieldsAre(0x102000, 2 * kPage, 2 * kPage),
-                  FieldsAre(0x104000, 4 * kPage, kPage),
-                  FieldsAre(0x106000, 6 * kPage, kPage),
-                  FieldsAre(0x10f000, 15 * kPage, kPage),
-                  FieldsAre(0x900000, 16 * kPage, kPage)));
+  EXPECT_THAT(PlanPrefetch(*table, set, 2 * kPage),
+              ElementsAre(FieldsAre(0x100000, 0, 2 * kPage),
+                          FieldsAre(0x102000, 2 * kPage, 2 * kPage),
+                          FieldsAre(0x104000, 4 * kPage, kPage),
+                          FieldsAre(0x106000, 6 * kPage, kPage),
+                          FieldsAre(0x10f000, 15 * kPage, kPage),
+                          FieldsAre(0x900000, 16 * kPage, kPage)));
   EXPECT_EQ(PlanPrefetch(*table, set, 1 << 20).size(), 4u);
   // A set recorded with other pages (2 MiB): nothing applies.
   set.set_page_size(2 << 20);
