@@ -411,19 +411,14 @@ class Uplink : public ::testing::Environment {
         mount(resolv.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr), 0)
         << strerror(errno);
     SubprocessOptions dns;
-    dns.argv = {"dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--bind-interfaces",
+    dns.argv = {"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+                "--no-resolv", "--no-hosts", "--bind-interfaces",
                 absl::StrCat("--listen-address=", kServices),
                 absl::StrCat("--address=/", kName, "/", kServices),
                 // Its own: AAAA gets "no such record", not REFUSED.
                 absl::StrCat("--local=/", kName, "/"),
                 absl::StrCat("--pid-file=", g_assets.dir, "/dnsmasq.pid"),
-                "--log-queries",
-                "--log-facility=-"};
+                "--log-queries", "--log-facility=-"};
     absl::StatusOr<Subprocess> started = Subprocess::Start(std::move(dns));
     ASSERT_TRUE(started.ok()) << started.status();
     dnsmasq_.emplace(std::move(*started));
