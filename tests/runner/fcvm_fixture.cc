@@ -134,6 +134,30 @@ absl::StatusOr<std::vector<std::string>> FcvmTest::Names() {
   return names;
 }
 
+absl::StatusOr<Subprocess> FcvmTest::StartUntilRunning(
+    std::vector<std::string> argv, const std::string& name,
+    google::protobuf::Struct* state) {
+  SubprocessOptions options;
+  options.argv = std::move(argv);
+  options.stdout_mode = StdioMode::kNull;
+  options.stderr_mode = StdioMode::kNull;
+  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
+  if (!runner.ok()) return runner.status();
+  const absl::Time deadline = absl::Now() + absl::Minutes(8);
+  *state = google::protobuf::Struct();
+  while (absl::Now() < deadline && Field(*state, "phase") != "RUNNING") {
+    absl::SleepFor(absl::Milliseconds(200));
+    *state = Inspect(name);
+  }
+  if (Field(*state, "phase") != "RUNNING") {
+    return absl::DeadlineExceededError(
+        absl::StrCat(name, " is not RUNNING but '", Field(*state, "phase"),
+                     "': ", Field(*state, "error")));
+  }
+  Remember(*state);
+  return runner;
+}
+
 absl::StatusOr<std::string> FcvmTest::Get(const std::string& ip,
                                           uint16_t port) {
   agent::HttpRequest request;

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/subprocess.h"
 #include "google/protobuf/struct.pb.h"
 #include "gtest/gtest.h"
 
@@ -47,6 +48,12 @@ class FcvmTest : public ::testing::Test {
   absl::StatusOr<std::vector<std::string>> Names();
   // GET / from ip:port.
   absl::StatusOr<std::string> Get(const std::string& ip, uint16_t port);
+  // Starts `argv` (a foreground `run`, output discarded) and waits (up to
+  // 8 minutes) until VM `name` is RUNNING; `state` gets what inspect said
+  // last, and the VM's QEMU is remembered. The runner, or why not.
+  absl::StatusOr<Subprocess> StartUntilRunning(std::vector<std::string> argv,
+                                               const std::string& name,
+                                               google::protobuf::Struct* state);
 
   std::string state_;
   std::vector<std::pair<pid_t, uint64_t>> vmms_;

@@ -276,22 +276,12 @@ TEST_F(RootlessTest, PastaAsNobodyServesThePublishedPortAndStopLeavesNothing) {
 
 TEST_F(RootlessTest, Slirp4netnsRunnerKilledThenGcRemovesEverything) {
   const uint16_t port = FreePort();
-  SubprocessOptions options;
-  options.argv =
-      AsNobody({"run", "--network", "slirp4netns", "--accel", "tcg", "--name",
-                "fg", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"});
-  options.stdout_mode = StdioMode::kNull;
-  options.stderr_mode = StdioMode::kNull;
-  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
-  ASSERT_TRUE(runner.ok()) << runner.status();
   google::protobuf::Struct state;
-  const absl::Time deadline = absl::Now() + absl::Minutes(8);
-  while (absl::Now() < deadline && Field(state, "phase") != "RUNNING") {
-    absl::SleepFor(absl::Milliseconds(200));
-    state = Inspect("fg");
-  }
-  ASSERT_EQ(Field(state, "phase"), "RUNNING") << Field(state, "error");
-  Remember(state);
+  absl::StatusOr<Subprocess> runner = StartUntilRunning(
+      AsNobody({"run", "--network", "slirp4netns", "--accel", "tcg", "--name",
+                "fg", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"}),
+      "fg", &state);
+  ASSERT_TRUE(runner.ok()) << runner.status();
   const Pids pids = PidsOf(state);
   EXPECT_EQ(UidOf(pids.helper.first), kNobody);
   ExpectHostUntouched(

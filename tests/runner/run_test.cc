@@ -89,28 +89,12 @@ TEST_F(RunTest, DetachedRunServesListsLogsStopsAndRemoves) {
 
 TEST_F(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
   const uint16_t port = FreePort();
-  SubprocessOptions options;
-  options.argv = {g_vm,
-                  "--name",
-                  "fg",
-                  "--accel",
-                  "tcg",
-                  "-p",
-                  absl::StrCat(port, ":8080"),
-                  "busybox-httpd"};
-  options.stdout_mode = StdioMode::kNull;
-  options.stderr_mode = StdioMode::kNull;
-  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
-  ASSERT_TRUE(runner.ok()) << runner.status();
-  const absl::Time deadline = absl::Now() + absl::Minutes(8);
   google::protobuf::Struct state;
-  while (absl::Now() < deadline) {
-    state = Inspect("fg");
-    if (Field(state, "phase") == "RUNNING") break;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  ASSERT_EQ(Field(state, "phase"), "RUNNING");
-  Remember(state);
+  absl::StatusOr<Subprocess> runner =
+      StartUntilRunning({g_vm, "--name", "fg", "--accel", "tcg", "-p",
+                         absl::StrCat(port, ":8080"), "busybox-httpd"},
+                        "fg", &state);
+  ASSERT_TRUE(runner.ok()) << runner.status();
   ASSERT_TRUE(Get("127.0.0.1", port).ok());
 
   // The runner alone (not its process group): QEMU is left behind.

@@ -65,23 +65,12 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
 
 TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
   const uint16_t port = FreePort();
-  SubprocessOptions options;
-  options.argv = {g_vm,           "--network", "tap",
-                  "--accel",      "tcg",       "--name",
-                  "fg",           "-p",        absl::StrCat(port, ":8080"),
-                  "busybox-httpd"};
-  options.stdout_mode = StdioMode::kNull;
-  options.stderr_mode = StdioMode::kNull;
-  absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
-  ASSERT_TRUE(runner.ok()) << runner.status();
   google::protobuf::Struct state;
-  const absl::Time deadline = absl::Now() + absl::Minutes(8);
-  while (absl::Now() < deadline && Field(state, "phase") != "RUNNING") {
-    absl::SleepFor(absl::Milliseconds(200));
-    state = Inspect("fg");
-  }
-  ASSERT_EQ(Field(state, "phase"), "RUNNING");
-  Remember(state);
+  absl::StatusOr<Subprocess> runner = StartUntilRunning(
+      {g_vm, "--network", "tap", "--accel", "tcg", "--name", "fg", "-p",
+       absl::StrCat(port, ":8080"), "busybox-httpd"},
+      "fg", &state);
+  ASSERT_TRUE(runner.ok()) << runner.status();
   const std::string tap = state.fields()
                               .at("network")
                               .struct_value()
