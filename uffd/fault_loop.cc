@@ -1,6 +1,7 @@
 #include "uffd/fault_loop.h"
 
 #include <linux/userfaultfd.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,6 +30,20 @@ const uint8_t* ZeroSource() {
 
 // Messages read per read(): one syscall for a burst of faults.
 constexpr int kBatch = 64;
+
+// EAGAIN: the address space is changing (an event such as REMOVE is in
+// flight). Reading the event is not enough: the kernel clears the state
+// only when the thread that caused it (madvise, in the VM) runs again. So
+// the retry must give it a CPU: yield, then sleep, growing to 1 ms.
+constexpr absl::Duration kAgainLimit = absl::Seconds(10);
+void BackOff(int attempt) {
+  if (attempt < 4) {
+    sched_yield();
+  } else {
+    absl::SleepFor(
+        absl::Microseconds(std::min(1000, 10 << std::min(attempt - 4, 7))));
+  }
+}
 
 }  // namespace
 
@@ -263,9 +278,13 @@ std::string FaultLoop::Resolve(ServedVm& vm, uint64_t fault_address,
         return "";
       case ResolveResult::kAgain: {
         vm.stats.retries.fetch_add(1, std::memory_order_relaxed);
-        if (attempt > 1000) return "UFFDIO_COPY kept answering EAGAIN";
+        if (absl::Now() - start > kAgainLimit) {
+          return absl::StrCat("UFFDIO_COPY kept answering EAGAIN for ",
+                              absl::FormatDuration(kAgainLimit));
+        }
         std::string failed = DrainEvents(vm, later);
         if (!failed.empty()) return failed;
+        BackOff(attempt);
         continue;
       }
       case ResolveResult::kGone:
@@ -292,7 +311,7 @@ std::string FaultLoop::ServeEvents(ServedVm& vm) {
 
 std::string FaultLoop::PrefetchOneBatch(ServedVm& vm) {
   const PrefetchRun& run = vm.prefetch[vm.prefetch_next];
-  uint64_t done = 0;
+  uint64_t done = vm.prefetch_run_done;
   while (done < run.length) {
     const uint64_t address = run.address + done;
     if (vm.removed.Intersects(address, run.address + run.length)) {
@@ -319,6 +338,7 @@ std::string FaultLoop::PrefetchOneBatch(ServedVm& vm) {
         done += page;
         break;
       case ResolveResult::kAgain: {
+        vm.stats.retries.fetch_add(1, std::memory_order_relaxed);
         std::deque<uint64_t> faults;
         std::string failed = DrainEvents(vm, faults);
         while (failed.empty() && !faults.empty()) {
@@ -327,7 +347,10 @@ std::string FaultLoop::PrefetchOneBatch(ServedVm& vm) {
           failed = Resolve(vm, a, faults);
         }
         if (!failed.empty()) return failed;
-        break;
+        // The rest of the run waits for the next turn: the address space
+        // is still changing, and its faults come first.
+        vm.prefetch_run_done = done;
+        return "";
       }
       case ResolveResult::kGone:
         return absl::StrCat("its address space is gone (",
@@ -340,6 +363,7 @@ std::string FaultLoop::PrefetchOneBatch(ServedVm& vm) {
     }
   }
   ++vm.prefetch_next;
+  vm.prefetch_run_done = 0;
   return "";
 }
 

@@ -66,6 +66,7 @@ struct ServedVm {
   RemovedRanges removed;
   std::vector<PrefetchRun> prefetch;
   size_t prefetch_next = 0;
+  uint64_t prefetch_run_done = 0;  // Bytes of prefetch[prefetch_next] done.
   // Recorded pages of the working set (for faults_in_working_set).
   std::vector<uint64_t> working_set;  // Sorted file offsets.
   bool recording = false;             // This VM's faults feed the recorder.

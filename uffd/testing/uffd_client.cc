@@ -68,6 +68,12 @@ ABSL_FLAG(int, dontneed, 0, "pages to MADV_DONTNEED and read back as zeros");
 ABSL_FLAG(int, settle_ms, 0,
           "wait this long after the handshake before touching memory (what "
           "Firecracker spends finishing the restore before it is resumed)");
+ABSL_FLAG(int, churn_pages, 0,
+          "the first N pages are not touched by the touching threads: one "
+          "more thread faults each in, checks it, gives it back "
+          "(MADV_DONTNEED), checks it reads zeros, --churn_rounds times, "
+          "while the others fault: REMOVE events among the faults");
+ABSL_FLAG(int, churn_rounds, 20, "rounds of --churn_pages");
 ABSL_FLAG(bool, hold, false, "wait for stdin to close before exiting");
 ABSL_FLAG(std::string, malformed, "", "send this kind of bad handshake");
 
@@ -190,7 +196,10 @@ int Main() {
       wanted < 0 ? all_pages : std::min<uint64_t>(all_pages, first + wanted);
   const int stride = std::max(1, absl::GetFlag(FLAGS_stride));
   std::vector<uint64_t> pages;
-  for (uint64_t p = first; p < end; p += stride) pages.push_back(p);
+  const uint64_t churn = absl::GetFlag(FLAGS_churn_pages);
+  for (uint64_t p = std::max<uint64_t>(first, churn); p < end; p += stride) {
+    pages.push_back(p);
+  }
 
   const int threads = std::max(1, absl::GetFlag(FLAGS_threads));
   std::vector<std::vector<int64_t>> latencies(threads);
@@ -222,7 +231,30 @@ int Main() {
       }
     });
   }
+  std::atomic<uint64_t> churn_mismatches{0};
+  if (churn > 0) {
+    workers.emplace_back([&] {
+      for (int round = 0; round < absl::GetFlag(FLAGS_churn_rounds); ++round) {
+        for (uint64_t p = 0; p < churn; ++p) {
+          volatile uint8_t* page = guest + p * page_bytes;
+          // The file's bytes the first time, zeros once given back.
+          const bool fresh = round == 0;
+          for (uint64_t b = 0; b < page_bytes; b += 512) {
+            if (page[b] != (fresh ? file[p * page_bytes + b] : 0)) {
+              ++churn_mismatches;
+              break;
+            }
+          }
+          if (madvise(const_cast<uint8_t*>(page), page_bytes, MADV_DONTNEED) !=
+              0) {
+            ++churn_mismatches;
+          }
+        }
+      }
+    });
+  }
   for (std::thread& w : workers) w.join();
+  mismatches += churn_mismatches.load();
 
   // Pages given back: a REMOVE each, zeros when read again.
   uint64_t zero_mismatches = 0;
