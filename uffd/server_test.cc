@@ -302,6 +302,12 @@ TEST_F(ServerTest, BadHandshakesAreRefusedWhileAGoodVmIsServed) {
     EXPECT_TRUE(WaitForLog(says)) << kind << "\n" << Log();
   }
   EXPECT_TRUE(WaitForLog("refused the handshake from pid", bad.size()));
+  // A userfaultfd the peer never initialised: accepted (it is one), then
+  // dropped at once, alone.
+  EXPECT_TRUE(Client({"--malformed", "uninitialized_uffd"})
+                  .fields()
+                  .contains("closed"));
+  EXPECT_TRUE(WaitForLog("left (its uffd reported an error)")) << Log();
   // One that handshakes and leaves at once: dropped when the server sees it
   // gone, or refused if it was gone before the server could watch it.
   EXPECT_EQ(Client({"--malformed", "exit_after_handshake"}).fields().size(),

@@ -23,7 +23,8 @@
 //
 // --malformed KIND sends a bad handshake instead and waits for the server
 // to close the connection: bad_json, not_array, unknown_field, no_fd,
-// two_fds, not_uffd, outside_file, overlap, absurd_size, silent (connects,
+// two_fds, not_uffd, outside_file, overlap, absurd_size,
+// uninitialized_uffd (no UFFDIO_API on it), silent (connects,
 // sends nothing), exit_after_handshake (a good handshake, then exit at
 // once, closing everything).
 //
@@ -171,6 +172,12 @@ int Main() {
     } else if (malformed == "absurd_size") {
       Send(socket->get(),
            absl::StrCat("[", Region(base, uint64_t{1} << 62, 0), "]"), {fd});
+    } else if (malformed == "uninitialized_uffd") {
+      // A userfaultfd that never had UFFDIO_API: nothing can be served.
+      UniqueFd raw(
+          static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK)));
+      if (!raw) Die("userfaultfd");
+      Send(socket->get(), json, {raw.get()});
     } else if (malformed == "silent") {
       // Nothing.
     } else if (malformed == "exit_after_handshake") {
