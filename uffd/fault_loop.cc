@@ -158,6 +158,7 @@ void FaultLoop::TakeNewVms() {
       event.data.u64 = Tag(id, true);
       epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vm->pidfd.get(), &event);
     }
+    if (!vm->prefetch.empty()) prefetching_.push_back(id);
     std::lock_guard<std::mutex> lock(mu_);
     vms_[id] = std::move(vm);
   }
@@ -375,16 +376,8 @@ void FaultLoop::Run() {
       if (stop_) break;
     }
     TakeNewVms();
-    // Prefetching VMs: do not sleep while they have batches left.
-    std::vector<uint64_t> prefetching;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [id, vm] : vms_) {
-        if (vm->prefetch_next < vm->prefetch.size()) prefetching.push_back(id);
-      }
-    }
     const int n =
-        epoll_wait(epoll_.get(), events, 64, prefetching.empty() ? -1 : 0);
+        epoll_wait(epoll_.get(), events, 64, prefetching_.empty() ? -1 : 0);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
@@ -412,7 +405,10 @@ void FaultLoop::Run() {
       const std::string failed = ServeEvents(*vm);
       if (!failed.empty()) Drop(id, failed);
     }
-    for (uint64_t id : prefetching) {
+    // One batch per prefetching VM per turn; finished or dropped VMs leave
+    // the list.
+    std::vector<uint64_t> still;
+    for (uint64_t id : prefetching_) {
       ServedVm* vm;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -421,8 +417,13 @@ void FaultLoop::Run() {
         vm = it->second.get();
       }
       const std::string failed = PrefetchOneBatch(*vm);
-      if (!failed.empty()) Drop(id, failed);
+      if (!failed.empty()) {
+        Drop(id, failed);
+      } else if (vm->prefetch_next < vm->prefetch.size()) {
+        still.push_back(id);
+      }
     }
+    prefetching_.swap(still);
   }
   std::vector<uint64_t> left;
   {

@@ -123,6 +123,10 @@ class FaultLoop {
   UniqueFd epoll_;
   UniqueFd wake_;  // eventfd: new VMs, Stop().
 
+  // VMs with prefetch batches left (the loop's thread only): the turn
+  // does not sleep while there are any.
+  std::vector<uint64_t> prefetching_;
+
   mutable std::mutex mu_;  // Guards inbox_, vms_ (membership), stop_.
   std::vector<std::unique_ptr<ServedVm>> inbox_;
   std::map<uint64_t, std::unique_ptr<ServedVm>> vms_;

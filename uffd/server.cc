@@ -27,7 +27,7 @@ namespace {
 constexpr uint64_t kListenerTag = 1;
 constexpr uint64_t kControlTag = 2;
 constexpr uint64_t kSignalTag = 3;
-constexpr uint64_t kPendingBase = 16;  // + index into a slot map.
+// Pending handshakes are tagged from 16 up (Server::next_tag_).
 
 // Room for a few descriptors: more than one is refused, but they must be
 // received (and closed) to be counted.
@@ -201,8 +201,7 @@ void Server::Accept() {
       // Taken now, while the peer is connected: its exit ends its VM.
       pending->pidfd.reset(PidfdOpen(cred.pid));
     }
-    static uint64_t next_tag = kPendingBase;
-    pending->tag = next_tag++;
+    pending->tag = next_tag_++;
     pending->socket = std::move(fd);
     pending->deadline = absl::Now() + options_.handshake_timeout;
     epoll_event event = {};

@@ -92,6 +92,7 @@ class Server {
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<Pending>> pending_;
   std::atomic<uint64_t> next_id_{1};
+  uint64_t next_tag_ = 16;  // epoll tags of pending handshakes.
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> served_{0};
 };
