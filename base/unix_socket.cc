@@ -74,7 +74,9 @@ absl::StatusOr<UniqueFd> ListenUnixStream(const std::string& path, int mode,
     }
     unlink(path.c_str());
   }
-  const mode_t old_umask = umask(0077);
+  // Created with `mode` already: no moment where it is wider. (umask is the
+  // process's: call this before starting threads that create files.)
+  const mode_t old_umask = umask(~mode & 0777);
   const int rc =
       bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
   const int bind_errno = errno;

@@ -25,10 +25,9 @@ absl::StatusOr<UniqueFd> ConnectUnixStreamWhenReady(const std::string& path,
                                                     absl::string_view what,
                                                     absl::Duration timeout);
 
-// Binds and listens on `path` (a stale socket file there is replaced) and
-// sets its mode to `mode` before anyone can connect... as far as the
-// directory allows: the socket is created under a umask that leaves only
-// the owner's bits, then chmod'ed to `mode`.
+// Binds and listens on `path` (a stale socket there is replaced; any other
+// file is refused), the socket file created with `mode` from the start (the
+// umask is set for the bind: call this before threads that create files).
 absl::StatusOr<UniqueFd> ListenUnixStream(const std::string& path, int mode,
                                           absl::string_view what);
 
