@@ -2,17 +2,13 @@
 //            [--no_prefetch] [--batch_bytes N] [--exit_when_idle]
 // The userfaultfd memory server (uffd/server.h) for one snapshot's memory:
 // the same server as //uffd:server, from the fcvm binary.
-#include <signal.h>
-#include <sys/signalfd.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "base/unique_fd.h"
 #include "runner/cli.h"
 #include "uffd/server.h"
 
@@ -25,8 +21,7 @@ int ServeCommand(Cli& cli, const std::vector<std::string>& args) {
       "[--record_window DURATION] [--no_prefetch] [--batch_bytes N] "
       "[--exit_when_idle]";
   uffd::ServerOptions options;
-  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
-  options.threads = std::clamp(cpus, 1, 4);
+  options.threads = uffd::DefaultThreads();
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](std::string* out) {
@@ -67,17 +62,8 @@ int ServeCommand(Cli& cli, const std::vector<std::string>& args) {
   if (options.memory_file.empty() || options.socket_path.empty()) {
     return Complain(2, kUsage);
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGUSR1, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  options.signal_fd = signal_fd.get();
-  absl::StatusOr<std::unique_ptr<uffd::Server>> server =
-      uffd::Server::Create(options);
-  if (!server.ok()) return Complain(1, std::string(server.status().message()));
-  if (absl::Status ran = (*server)->Run(); !ran.ok()) {
-    return Complain(1, std::string(ran.message()));
+  if (absl::Status served = uffd::ServeUntilSignalled(options); !served.ok()) {
+    return Complain(1, std::string(served.message()));
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -379,6 +380,25 @@ absl::Status Server::Run() {
   }
   threads_.clear();
   return absl::OkStatus();
+}
+
+int DefaultThreads() {
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cpus, 1, 4);
+}
+
+absl::Status ServeUntilSignalled(ServerOptions options) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGUSR1, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd) return ErrnoStatus("memory server: signalfd");
+  signal(SIGPIPE, SIG_IGN);
+  options.signal_fd = signal_fd.get();
+  ASSIGN_OR_RETURN(std::unique_ptr<Server> server,
+                   Server::Create(std::move(options)));
+  return server->Run();
 }
 
 }  // namespace fcvm::uffd

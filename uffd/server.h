@@ -97,6 +97,14 @@ class Server {
   std::atomic<uint64_t> served_{0};
 };
 
+// One fault thread per CPU, at most 4: the default of both entry points.
+int DefaultThreads();
+
+// What //uffd:server and `fcvm serve` do: SIGUSR1, SIGINT, SIGTERM and
+// SIGHUP blocked and read through a signalfd (options.signal_fd), then
+// Create and Run until a stop signal or idleness.
+absl::Status ServeUntilSignalled(ServerOptions options);
+
 }  // namespace fcvm::uffd
 
 #endif  // FCVM_UFFD_SERVER_H_

@@ -3,20 +3,15 @@
 //   server MEMORY_FILE --socket PATH [--threads N] [--record_window 10s]
 //          [--prefetch=false] [--batch_bytes N] [--exit_when_idle]
 // SIGUSR1 prints every VM's stats; SIGINT/SIGTERM stop it.
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
-#include "base/unique_fd.h"
 #include "uffd/server.h"
 
 ABSL_FLAG(std::string, socket, "",
@@ -44,35 +39,21 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGUSR1, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, s);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  fcvm::UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  signal(SIGPIPE, SIG_IGN);
-
   fcvm::uffd::ServerOptions options;
   options.memory_file = args[1];
   options.socket_path = absl::GetFlag(FLAGS_socket);
-  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
   options.threads = absl::GetFlag(FLAGS_threads) > 0
                         ? absl::GetFlag(FLAGS_threads)
-                        : std::clamp(cpus, 1, 4);
+                        : fcvm::uffd::DefaultThreads();
   options.record_window = absl::GetFlag(FLAGS_record_window);
   options.prefetch = absl::GetFlag(FLAGS_prefetch);
   options.batch_bytes = absl::GetFlag(FLAGS_batch_bytes);
   options.exit_when_idle = absl::GetFlag(FLAGS_exit_when_idle);
   options.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
-  options.signal_fd = signal_fd.get();
-  absl::StatusOr<std::unique_ptr<fcvm::uffd::Server>> server =
-      fcvm::uffd::Server::Create(options);
-  if (!server.ok()) {
+  if (absl::Status served = fcvm::uffd::ServeUntilSignalled(options);
+      !served.ok()) {
     std::fprintf(stderr, "fcvm-uffd: %s\n",
-                 std::string(server.status().message()).c_str());
-    return 1;
-  }
-  if (absl::Status ran = (*server)->Run(); !ran.ok()) {
-    std::fprintf(stderr, "fcvm-uffd: %s\n", std::string(ran.message()).c_str());
+                 std::string(served.message()).c_str());
     return 1;
   }
   return 0;
