@@ -53,7 +53,9 @@ ExitStatus DecodeWaitStatus(int status) {
 // Finds `program` the way execvp would (a name with a slash is used as
 // given), so that "no such program" is reported the same everywhere: a
 // posix_spawn implemented with fork rather than vfork (qemu-user, some libcs)
-// cannot return the exec error and the child just exits 127.
+// cannot return the exec error and the child just exits 127. A name not in
+// PATH is then looked for where Debian installs system tools (mke2fs,
+// e2fsck, debugfs live in /usr/sbin), which a normal user's PATH lacks.
 absl::StatusOr<std::string> ResolveProgram(const std::string& program,
                                            absl::string_view context) {
   if (program.find('/') != std::string::npos) return program;
@@ -61,7 +63,9 @@ absl::StatusOr<std::string> ResolveProgram(const std::string& program,
   absl::string_view path = path_env != nullptr && *path_env != '\0'
                                ? path_env
                                : "/usr/local/bin:/usr/bin:/bin";
-  for (absl::string_view dir : absl::StrSplit(path, ':')) {
+  std::vector<absl::string_view> dirs = absl::StrSplit(path, ':');
+  for (absl::string_view system : kSystemProgramDirs) dirs.push_back(system);
+  for (absl::string_view dir : dirs) {
     std::string candidate = absl::StrCat(dir.empty() ? "." : dir, "/", program);
     struct stat st;
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
@@ -424,10 +428,18 @@ absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
 }
 
 bool InPath(const std::string& program) {
-  absl::StatusOr<std::string> path = ResolveProgram(program, program);
+  return FindProgram(program).ok();
+}
+
+absl::StatusOr<std::string> FindProgram(const std::string& program) {
+  ASSIGN_OR_RETURN(std::string path, ResolveProgram(program, program));
   struct stat st;
-  return path.ok() && ::stat(path->c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-         ::access(path->c_str(), X_OK) == 0;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      ::access(path.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat(program, ": no such executable file"));
+  }
+  return path;
 }
 
 }  // namespace fcvm

@@ -39,8 +39,18 @@ enum class StdioMode {
   kFile,     // Output only: appended to SubprocessOptions::*_file.
 };
 
-// Whether `program` is an executable execvp would find (a name with a
-// slash: that file).
+// Where Debian installs system tools (mke2fs, e2fsck, debugfs), which a
+// normal user's PATH lacks. Programs not found in PATH are looked for here,
+// in this order.
+inline constexpr const char* kSystemProgramDirs[] = {"/usr/local/sbin",
+                                                     "/usr/sbin", "/sbin"};
+
+// The executable a Subprocess started with `program` as argv[0] runs: a name
+// with a slash as given, else the first match in PATH, else in
+// kSystemProgramDirs. NotFound naming the program if there is none.
+absl::StatusOr<std::string> FindProgram(const std::string& program);
+
+// Whether FindProgram finds `program`.
 bool InPath(const std::string& program);
 
 struct SubprocessOptions {

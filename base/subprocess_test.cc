@@ -240,6 +240,26 @@ TEST(SubprocessTest, InPathSearchesLikeExecvp) {
   EXPECT_FALSE(InPath("/nonexistent/sh"));
 }
 
+// A normal user's PATH on Debian has no /usr/sbin, where mke2fs and
+// e2fsck live: they are still found, and started, by name.
+TEST(SubprocessTest, SystemToolsAreFoundWithoutSbinInPath) {
+  const std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+  setenv("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/games", 1);
+  absl::StatusOr<std::string> mke2fs = FindProgram("mke2fs");
+  SubprocessOptions options;
+  options.argv = {"mke2fs", "-V"};
+  options.stdout_mode = StdioMode::kPipe;
+  options.stderr_mode = StdioMode::kPipe;
+  absl::StatusOr<Subprocess::Output> out = RunCommand(options, absl::Seconds(30));
+  setenv("PATH", saved.c_str(), 1);
+  ASSERT_TRUE(mke2fs.ok()) << mke2fs.status();
+  EXPECT_THAT(*mke2fs, ::testing::AnyOf("/usr/sbin/mke2fs", "/sbin/mke2fs"));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_THAT(out->stderr_data, ::testing::HasSubstr("mke2fs 1.47"));
+  EXPECT_EQ(FindProgram("fcvm-no-such-program").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(SubprocessTest, NullStdinReadsEof) {
   absl::StatusOr<Subprocess::Output> out =
       RunCommand(Sh("cat; echo done"), absl::Seconds(30));
