@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "runner/state_store.h"
+#include "runner/state/state_store.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include "agent/netconfig.h"
 #include "base/subprocess.h"
 #include "google/protobuf/util/json_util.h"
-#include "runner/process.h"
+#include "runner/state/process.h"
 
 namespace fcvm::testing {
 

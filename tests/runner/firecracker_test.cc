@@ -15,9 +15,9 @@
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runner/network/nft.h"
-#include "runner/network/tap.h"
-#include "runner/process.h"
+#include "runner/net/nft.h"
+#include "runner/net/tap.h"
+#include "runner/state/process.h"
 #include "tests/runner/fcvm_fixture.h"
 
 namespace fcvm::testing {
@@ -61,8 +61,8 @@ TEST_F(FirecrackerTest, ServesThePublishedPortAndLeavesNothing) {
   EXPECT_THAT(Fcvm({"logs", "--console", "fc"}).out,
               HasSubstr("\"planSource\":\"mmds\""));
   ASSERT_EQ(Fcvm({"stop", "fc"}, absl::Minutes(2)).code, 0);
-  EXPECT_FALSE(runner::network::LinkExists(tap));
-  EXPECT_THAT(*runner::network::VmsWithRules(), IsEmpty());
+  EXPECT_FALSE(runner::net::LinkExists(tap));
+  EXPECT_THAT(*runner::net::VmsWithRules(), IsEmpty());
   for (const auto& [pid, ticks] : vmms_) {
     EXPECT_FALSE(runner::SameProcessAlive(pid, ticks));
   }

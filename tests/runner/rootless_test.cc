@@ -40,9 +40,9 @@
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runner/network/nft.h"
-#include "runner/network/tap.h"
-#include "runner/process.h"
+#include "runner/net/nft.h"
+#include "runner/net/tap.h"
+#include "runner/state/process.h"
 #include "tests/runner/fcvm_fixture.h"
 
 namespace fcvm::testing {
@@ -223,9 +223,9 @@ class RootlessTest : public FcvmTest {
   // Nothing of the VM on the test's own network namespace: the TAP and
   // rules were in the VM's.
   void ExpectHostUntouched(const std::string& tap) {
-    EXPECT_FALSE(runner::network::LinkExists(tap)) << tap << " on the host";
+    EXPECT_FALSE(runner::net::LinkExists(tap)) << tap << " on the host";
     absl::StatusOr<std::vector<std::string>> ruled =
-        runner::network::VmsWithRules();
+        runner::net::VmsWithRules();
     if (ruled.ok()) {
       EXPECT_THAT(*ruled, IsEmpty());
     }

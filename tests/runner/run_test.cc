@@ -23,7 +23,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "runner/process.h"
+#include "runner/state/process.h"
 #include "tests/runner/fcvm_fixture.h"
 
 namespace fcvm::testing {

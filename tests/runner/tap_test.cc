@@ -6,7 +6,7 @@
 // and the rules; a runner killed with SIGKILL leaves both, and gc removes
 // them.
 //   tap_test <runner/vm> <runner/fcvm>
-#include "runner/network/tap.h"
+#include "runner/net/tap.h"
 
 #include <signal.h>
 
@@ -17,8 +17,8 @@
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runner/network/nft.h"
-#include "runner/process.h"
+#include "runner/net/nft.h"
+#include "runner/state/process.h"
 #include "tests/runner/fcvm_fixture.h"
 
 namespace fcvm::testing {
@@ -42,9 +42,9 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
   const std::string tap = net.at("tap").string_value();
   const std::string guest = net.at("guest_ip").string_value();
   EXPECT_EQ(net.at("mode").string_value(), "tap");
-  EXPECT_TRUE(runner::network::LinkExists(tap));
-  EXPECT_THAT(*runner::network::VmsWithRules(), Contains("web"));
-  std::cout << *runner::network::ListTable();
+  EXPECT_TRUE(runner::net::LinkExists(tap));
+  EXPECT_THAT(*runner::net::VmsWithRules(), Contains("web"));
+  std::cout << *runner::net::ListTable();
 
   // Through the DNAT rule (output chain, localhost), and straight to the VM.
   absl::StatusOr<std::string> page = Get("127.0.0.1", port);
@@ -55,8 +55,8 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
   EXPECT_THAT(*page, HasSubstr("fcvm busybox-httpd"));
 
   ASSERT_EQ(Fcvm({"stop", "web"}, absl::Minutes(3)).code, 0);
-  EXPECT_FALSE(runner::network::LinkExists(tap)) << tap << " left";
-  EXPECT_THAT(*runner::network::VmsWithRules(), IsEmpty());
+  EXPECT_FALSE(runner::net::LinkExists(tap)) << tap << " left";
+  EXPECT_THAT(*runner::net::VmsWithRules(), IsEmpty());
   for (const auto& [pid, ticks] : vmms_) {
     EXPECT_FALSE(runner::SameProcessAlive(pid, ticks));
   }
@@ -79,14 +79,14 @@ TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
                               .string_value();
   ASSERT_EQ(kill(runner->pid(), SIGKILL), 0);
   ASSERT_TRUE(runner->Wait(absl::Seconds(10)).ok());
-  EXPECT_TRUE(runner::network::LinkExists(tap));
-  EXPECT_THAT(*runner::network::VmsWithRules(), Contains("fg"));
+  EXPECT_TRUE(runner::net::LinkExists(tap));
+  EXPECT_THAT(*runner::net::VmsWithRules(), Contains("fg"));
 
   Result gc = Fcvm({"gc"});
   ASSERT_EQ(gc.code, 0) << gc.err;
   EXPECT_THAT(gc.out, HasSubstr(absl::StrCat("TAP ", tap)));
-  EXPECT_FALSE(runner::network::LinkExists(tap));
-  EXPECT_THAT(*runner::network::VmsWithRules(), IsEmpty());
+  EXPECT_FALSE(runner::net::LinkExists(tap));
+  EXPECT_THAT(*runner::net::VmsWithRules(), IsEmpty());
   EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
   EXPECT_FALSE(Get("127.0.0.1", port).ok());
 }

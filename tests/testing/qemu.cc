@@ -13,8 +13,8 @@
 #include "absl/time/clock.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
-#include "runner/qemu/argv.h"
-#include "runner/vm_spec.pb.h"
+#include "runner/vmm/qemu/argv.h"
+#include "runner/vmm/vm_spec.pb.h"
 
 namespace fcvm::testing {
 

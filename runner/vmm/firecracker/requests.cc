@@ -1,0 +1,179 @@
+#include "runner/vmm/firecracker/requests.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+#include "google/protobuf/util/json_util.h"
+#include "runner/vmm/firecracker/api.pb.h"
+
+namespace fcvm::runner::firecracker {
+namespace {
+
+using ::google::protobuf::util::JsonPrintOptions;
+using ::google::protobuf::util::MessageToJsonString;
+
+// Linux's COMMAND_LINE_SIZE on x86_64 and arm64.
+constexpr size_t kMaxCommandLine = 2048;
+
+std::string PlanJson(const agent::Plan& plan) {
+  std::string json;
+  (void)MessageToJsonString(plan, &json);
+  return json;
+}
+
+}  // namespace
+
+std::string ToJson(const google::protobuf::Message& body) {
+  JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  // Printing a message without Any fields cannot fail.
+  (void)MessageToJsonString(body, &json, options);
+  return json;
+}
+
+std::string PlatformBootArgs(const std::string& arch) {
+  // reboot=k: a guest reboot ends Firecracker (triple fault on x86, PSCI on
+  // arm64); panic=1 turns a guest panic into that; pci=off: no PCI bus to
+  // probe on x86. arm64 Firecracker has an 8250 UART at ttyS0 too.
+  return arch == "x86_64" ? "console=ttyS0 reboot=k panic=1 pci=off"
+                          : "console=ttyS0 reboot=k panic=1";
+}
+
+absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec) {
+  if (spec.arch() != "x86_64" && spec.arch() != "aarch64") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "VM '", spec.name(), "': unknown architecture '", spec.arch(), "'"));
+  }
+  if (spec.kernel().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("VM '", spec.name(), "': no kernel"));
+  }
+  if (spec.disks().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("VM '", spec.name(), "': no root disk"));
+  }
+  // Firecracker takes 1 or an even number of vCPUs, at most 32.
+  if (spec.vcpus() == 0 || spec.vcpus() > 32 ||
+      (spec.vcpus() > 1 && spec.vcpus() % 2 != 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("VM '", spec.name(), "': ", spec.vcpus(),
+                     " vCPUs; Firecracker takes 1 or an even number up to 32"));
+  }
+  if (spec.memory_mib() < 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("VM '", spec.name(), "': ", spec.memory_mib(),
+                     " MiB of memory is too little (at least 64)"));
+  }
+  std::vector<ApiRequest> requests;
+  auto put = [&](std::string path, const google::protobuf::Message& body) {
+    requests.push_back({"PUT", std::move(path), ToJson(body)});
+  };
+
+  if (!spec.log_path().empty()) {
+    Logger logger;
+    logger.set_log_path(spec.log_path());
+    logger.set_level("Info");
+    logger.set_show_level(true);
+    put("/logger", logger);
+  }
+  if (!spec.metrics_path().empty()) {
+    Metrics metrics;
+    metrics.set_metrics_path(spec.metrics_path());
+    put("/metrics", metrics);
+  }
+
+  MachineConfiguration machine;
+  machine.set_vcpu_count(spec.vcpus());
+  machine.set_mem_size_mib(spec.memory_mib());
+  put("/machine-config", machine);
+
+  std::string boot_args =
+      absl::StrCat(PlatformBootArgs(spec.arch()), " ", spec.boot_args());
+  if (spec.nics().empty()) {
+    // No NIC, no MMDS: the plan rides on the command line.
+    std::string encoded;
+    absl::WebSafeBase64Escape(PlanJson(spec.plan()), &encoded);
+    absl::StrAppend(&boot_args, " fcvm.plan=", encoded);
+    if (boot_args.size() >= kMaxCommandLine) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "VM '", spec.name(),
+          "': without a network interface the plan "
+          "goes on the kernel command line, and it would be ",
+          boot_args.size(), " bytes (the limit is ", kMaxCommandLine,
+          "); give the VM a network interface so the plan comes from MMDS"));
+    }
+  }
+  BootSource boot;
+  boot.set_kernel_image_path(spec.kernel());
+  boot.set_boot_args(boot_args);
+  if (!spec.initrd().empty()) boot.set_initrd_path(spec.initrd());
+  put("/boot-source", boot);
+
+  for (int i = 0; i < spec.disks_size(); ++i) {
+    const std::string id = std::string("vd") + static_cast<char>('a' + i);
+    Drive drive;
+    drive.set_drive_id(id);
+    // The guest mounts root=/dev/vda itself: Firecracker's root device
+    // would add its own root= to the command line.
+    drive.set_is_root_device(false);
+    drive.set_is_read_only(spec.disks(i).read_only());
+    drive.set_path_on_host(spec.disks(i).path());
+    put(absl::StrCat("/drives/", id), drive);
+  }
+
+  std::vector<std::string> ifaces;
+  for (int i = 0; i < spec.nics_size(); ++i) {
+    if (!spec.nics(i).has_tap()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("VM '", spec.name(),
+                       "': Firecracker's network interfaces are TAP "
+                       "devices; NIC ",
+                       i, " has none (user-mode networking is QEMU's)"));
+    }
+    const std::string id = absl::StrCat("eth", i);
+    NetworkInterface nic;
+    nic.set_iface_id(id);
+    nic.set_host_dev_name(spec.nics(i).tap());
+    if (!spec.nics(i).guest_mac().empty()) {
+      nic.set_guest_mac(spec.nics(i).guest_mac());
+    }
+    put(absl::StrCat("/network-interfaces/", id), nic);
+    ifaces.push_back(id);
+  }
+  if (!ifaces.empty()) {
+    MmdsConfig mmds;
+    mmds.set_version("V2");
+    mmds.add_network_interfaces(ifaces[0]);
+    put("/mmds/config", mmds);
+    ASSIGN_OR_RETURN(ApiRequest contents, MmdsPlanRequest(spec.plan()));
+    requests.push_back(std::move(contents));
+  }
+
+  if (!spec.vsock_uds().empty()) {
+    Vsock vsock;
+    vsock.set_guest_cid(spec.vsock_cid() < 3 ? 3 : spec.vsock_cid());
+    vsock.set_uds_path(spec.vsock_uds());
+    put("/vsock", vsock);
+  }
+  // virtio-rng: the guest's CRNG is ready at once (the agent reseeds it
+  // again after a restore).
+  put("/entropy", EntropyDevice());
+  return requests;
+}
+
+ApiRequest StartRequest() {
+  InstanceActionInfo start;
+  start.set_action_type("InstanceStart");
+  return {"PUT", "/actions", ToJson(start)};
+}
+
+absl::StatusOr<ApiRequest> MmdsPlanRequest(const agent::Plan& plan) {
+  // The store is {"fcvm": {"plan": <the plan's JSON mapping>}}; the agent
+  // GETs /fcvm/plan.
+  return ApiRequest{"PUT", "/mmds",
+                    absl::StrCat(R"({"fcvm":{")", kMmdsPlanKey, R"(":)",
+                                 PlanJson(plan), "}}")};
+}
+
+}  // namespace fcvm::runner::firecracker

@@ -1,0 +1,48 @@
+#ifndef FCVM_RUNNER_VMM_FIRECRACKER_REQUESTS_H_
+#define FCVM_RUNNER_VMM_FIRECRACKER_REQUESTS_H_
+
+// A VM spec as the sequence of Firecracker API requests that configure and
+// start it. Pure: building the requests talks to nobody, so unit tests and
+// the contract test (every body against Firecracker's own API
+// specification) see exactly what the backend sends.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "runner/vmm/vm_spec.pb.h"
+
+namespace fcvm::runner::firecracker {
+
+struct ApiRequest {
+  std::string method;  // "PUT", "PATCH" or "GET".
+  std::string path;    // e.g. "/drives/vda".
+  std::string body;    // JSON; empty for GET.
+};
+
+// A typed body printed the way Firecracker reads it (the API's field names,
+// unset fields left out).
+std::string ToJson(const google::protobuf::Message& body);
+
+// Where the guest finds its plan under Firecracker: MMDS V2 when the VM
+// has a NIC (the agent's first choice that can change, for clones), else
+// the kernel command line.
+inline constexpr char kMmdsPlanKey[] = "plan";  // At /fcvm/plan.
+
+// The console and platform arguments Firecracker's guests need, for `arch`.
+std::string PlatformBootArgs(const std::string& arch);
+
+// logger, metrics, machine-config, boot-source, drives, network interfaces,
+// MMDS config and contents, vsock, entropy; InstanceStart is separate
+// (StartRequest) so a caller can add its own requests before it. Fails on a
+// spec Firecracker cannot take (no kernel, no root disk, bad vCPU count, a
+// plan too large for the command line of a VM without a NIC).
+absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec);
+ApiRequest StartRequest();
+// Replaces the whole MMDS store with the plan (after a restore, too).
+absl::StatusOr<ApiRequest> MmdsPlanRequest(const agent::Plan& plan);
+
+}  // namespace fcvm::runner::firecracker
+
+#endif  // FCVM_RUNNER_VMM_FIRECRACKER_REQUESTS_H_

@@ -1,0 +1,38 @@
+#ifndef FCVM_RUNNER_VMM_QEMU_ARGV_H_
+#define FCVM_RUNNER_VMM_QEMU_ARGV_H_
+
+// A VM spec as a QEMU command line: `microvm` (x86_64) or `virt` (aarch64),
+// virtio-mmio devices only, like Firecracker's machine, the plan in fw_cfg.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runner/vmm/vm_spec.pb.h"
+
+namespace fcvm::runner::qemu {
+
+// How this run of QEMU is wired, beyond what the VM is.
+struct Launch {
+  std::string accel = "tcg";  // "kvm" or "tcg".
+  // The serial console as a QEMU chardev: "stdio", "file:PATH", ...
+  std::string console = "stdio";
+  std::string qmp_socket;  // QMP server on this Unix socket; empty: none.
+  // The plan's JSON, as fw_cfg opt/fcvm/plan; empty: none.
+  std::string plan_file;
+  // More fw_cfg files: name -> host path.
+  std::vector<std::pair<std::string, std::string>> fw_cfg;
+};
+
+// The console and platform arguments QEMU's guests need. Without ACPI the
+// x86 kernel finds fw_cfg only where it is told: QEMU's standard I/O ports.
+std::string PlatformBootArgs(const std::string& arch, bool fw_cfg);
+
+// qemu-system-<arch> argv. Fails on a spec QEMU cannot take, naming it.
+absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
+                                                  const Launch& launch);
+
+}  // namespace fcvm::runner::qemu
+
+#endif  // FCVM_RUNNER_VMM_QEMU_ARGV_H_

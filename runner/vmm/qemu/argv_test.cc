@@ -1,0 +1,120 @@
+#include "runner/vmm/qemu/argv.h"
+
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace fcvm::runner::qemu {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+VmSpec Spec(const std::string& arch) {
+  VmSpec spec;
+  spec.set_name("web");
+  spec.set_arch(arch);
+  spec.set_kernel("/k/vmlinux");
+  spec.set_boot_args("root=/dev/vda ro");
+  spec.add_disks()->set_path("/b/base.ext4");
+  spec.mutable_disks(0)->set_read_only(true);
+  spec.add_disks()->set_path("/v/disk.ext4");
+  spec.set_vcpus(2);
+  spec.set_memory_mib(1024);
+  return spec;
+}
+
+std::string Line(const VmSpec& spec, const Launch& launch = {}) {
+  absl::StatusOr<std::vector<std::string>> argv = QemuArgv(spec, launch);
+  EXPECT_TRUE(argv.ok()) << argv.status();
+  return argv.ok() ? absl::StrJoin(*argv, " ") : "";
+}
+
+TEST(QemuArgvTest, X86MicrovmWithDrivesInOrder) {
+  const std::string line = Line(Spec("x86_64"));
+  EXPECT_THAT(line, HasSubstr("qemu-system-x86_64 -M microvm,acpi=off "
+                              "-accel tcg -m 1024 -smp 2 -nodefaults"));
+  EXPECT_THAT(line, HasSubstr("-append console=ttyS0 reboot=t acpi=off "
+                              "panic=-1 root=/dev/vda ro"));
+  EXPECT_THAT(line,
+              HasSubstr("-drive id=d0,file=/b/base.ext4,format=raw,if=none,"
+                        "readonly=on -device virtio-blk-device,drive=d0 "
+                        "-drive id=d1,file=/v/disk.ext4"));
+  EXPECT_THAT(line, Not(HasSubstr("qemu_fw_cfg")));  // No fw_cfg, no ports.
+}
+
+TEST(QemuArgvTest, Aarch64VirtAddsDrivesInReverseSoVdaIsTheFirst) {
+  const std::string line = Line(Spec("aarch64"));
+  EXPECT_THAT(line, HasSubstr("qemu-system-aarch64 -M virt -cpu cortex-a57"));
+  EXPECT_THAT(line, HasSubstr("console=ttyAMA0"));
+  EXPECT_LT(line.find("drive=d1"), line.find("drive=d0"));
+}
+
+TEST(QemuArgvTest, KvmUsesTheHostCpu) {
+  Launch launch;
+  launch.accel = "kvm";
+  EXPECT_THAT(Line(Spec("x86_64"), launch), HasSubstr("-cpu host -accel kvm"));
+  EXPECT_THAT(Line(Spec("aarch64"), launch), HasSubstr("-cpu host -accel kvm"));
+}
+
+TEST(QemuArgvTest, PlanInFwCfgQmpAndConsole) {
+  Launch launch;
+  launch.plan_file = "/v/plan.json";
+  launch.qmp_socket = "/v/qmp.sock";
+  launch.console = "file:/v/console.log";
+  const std::string line = Line(Spec("x86_64"), launch);
+  EXPECT_THAT(line, HasSubstr("-fw_cfg name=opt/fcvm/plan,file=/v/plan.json"));
+  EXPECT_THAT(line, HasSubstr("qemu_fw_cfg.ioport=12@0x510:0:1:4"));
+  EXPECT_THAT(line, HasSubstr("-qmp unix:/v/qmp.sock,server=on,wait=off"));
+  EXPECT_THAT(line, HasSubstr("-serial file:/v/console.log"));
+}
+
+TEST(QemuArgvTest, Networks) {
+  VmSpec spec = Spec("x86_64");
+  Nic* tap = spec.add_nics();
+  tap->set_tap("fcvm-web");
+  tap->set_guest_mac("06:00:0a:d5:00:06");
+  UserNet* user = spec.add_nics()->mutable_user();
+  user->set_net("10.0.2.0/24");
+  user->set_isolated(true);
+  agent::PortMapping* port = user->add_forwards();
+  port->set_host_port(8080);
+  port->set_guest_port(80);
+  user->set_guestfwd_address("169.254.169.254:80");
+  user->set_guestfwd_command("/bin/bridge 127.0.0.1 9");
+  spec.add_nics();  // Isolated.
+  const std::string line = Line(spec);
+  EXPECT_THAT(line, HasSubstr("-netdev tap,id=n0,ifname=fcvm-web,script=no,"
+                              "downscript=no -device virtio-net-device,"
+                              "netdev=n0,mac=06:00:0a:d5:00:06"));
+  EXPECT_THAT(line,
+              HasSubstr("-netdev user,id=n1,restrict=on,net=10.0.2.0/24,"
+                        "hostfwd=tcp:127.0.0.1:8080-:80,guestfwd=tcp:"
+                        "169.254.169.254:80-cmd:/bin/bridge 127.0.0.1 9"));
+  EXPECT_THAT(line, HasSubstr("-netdev hubport,id=n2,hubid=2"));
+}
+
+TEST(QemuArgvTest, VsockAndInitrd) {
+  VmSpec spec = Spec("aarch64");
+  spec.set_vsock_cid(7);
+  spec.set_initrd("/k/initrd");
+  const std::string line = Line(spec);
+  EXPECT_THAT(line, HasSubstr("-device vhost-vsock-device,guest-cid=7"));
+  EXPECT_THAT(line, HasSubstr("-initrd /k/initrd"));
+}
+
+TEST(QemuArgvTest, ErrorsNameTheVm) {
+  VmSpec spec = Spec("riscv64");
+  EXPECT_THAT(QemuArgv(spec, {}).status().message(),
+              HasSubstr("VM 'web': unknown architecture 'riscv64'"));
+  spec = Spec("x86_64");
+  spec.clear_kernel();
+  EXPECT_THAT(QemuArgv(spec, {}).status().message(), HasSubstr("no kernel"));
+  Launch launch;
+  launch.accel = "hvf";
+  EXPECT_THAT(QemuArgv(Spec("x86_64"), launch).status().message(),
+              HasSubstr("accelerator 'hvf'"));
+}
+
+}  // namespace
+}  // namespace fcvm::runner::qemu

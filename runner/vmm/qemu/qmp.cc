@@ -1,0 +1,141 @@
+#include "runner/vmm/qemu/qmp.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/status.h"
+#include "base/unix_socket.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace fcvm::runner::qemu {
+
+absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
+                                             absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<UniqueFd> fd =
+      ConnectUnixStreamWhenReady(socket_path, "QMP", timeout);
+  if (!fd.ok()) return fd.status();
+  QmpClient client(std::move(*fd), socket_path);
+  ASSIGN_OR_RETURN(QmpMessage greeting, client.ReadMessage(deadline));
+  if (!greeting.has_qmp()) {
+    return absl::DataLossError(absl::StrCat(
+        "QMP at ", socket_path, ": the first message is not a greeting"));
+  }
+  const auto& fields = greeting.qmp().struct_value().fields();
+  if (auto v = fields.find("version"); v != fields.end()) {
+    const auto& q = v->second.struct_value().fields().find("qemu");
+    if (q != v->second.struct_value().fields().end()) {
+      const auto& n = q->second.struct_value().fields();
+      auto part = [&](const char* key) {
+        auto it = n.find(key);
+        return it == n.end() ? 0 : static_cast<int>(it->second.number_value());
+      };
+      client.version_ =
+          absl::StrCat(part("major"), ".", part("minor"), ".", part("micro"));
+    }
+  }
+  RETURN_IF_ERROR(client.Execute("qmp_capabilities", {}, timeout).status());
+  return client;
+}
+
+absl::Status QmpClient::Send(const QmpCommand& command) {
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(command, &json);
+  json.push_back('\n');
+  return WriteAll(fd_.get(), json, absl::StrCat("QMP at ", socket_path_));
+}
+
+absl::StatusOr<QmpMessage> QmpClient::ReadMessage(absl::Time deadline) {
+  for (;;) {
+    const size_t newline = buffer_.find('\n');
+    if (newline != std::string::npos) {
+      const std::string line = buffer_.substr(0, newline);
+      buffer_.erase(0, newline + 1);
+      QmpMessage message;
+      google::protobuf::util::JsonParseOptions options;
+      // Newer QEMUs may add fields; what we read is typed above.
+      options.ignore_unknown_fields = true;
+      auto parsed =
+          google::protobuf::util::JsonStringToMessage(line, &message, options);
+      if (!parsed.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("QMP at ", socket_path_, ": unreadable message '",
+                         line, "': ", std::string(parsed.message())));
+      }
+      return message;
+    }
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("QMP at ", socket_path_, ": no answer in time"));
+    }
+    pollfd pfd = {fd_.get(), POLLIN, 0};
+    const int ready = poll(&pfd, 1, static_cast<int>(ms));
+    if (ready < 0 && errno != EINTR) return ErrnoStatus("poll on QMP");
+    if (ready <= 0) continue;
+    char chunk[4096];
+    const ssize_t n = read(fd_.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return absl::UnavailableError(
+          absl::StrCat("QMP at ", socket_path_, ": QEMU closed the socket"));
+    }
+    buffer_.append(chunk, n);
+  }
+}
+
+absl::StatusOr<google::protobuf::Value> QmpClient::Execute(
+    const std::string& command, const google::protobuf::Struct& arguments,
+    absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  QmpCommand request;
+  request.set_execute(command);
+  if (!arguments.fields().empty()) *request.mutable_arguments() = arguments;
+  request.set_id(absl::StrCat("fcvm-", ++next_id_));
+  RETURN_IF_ERROR(Send(request));
+  for (;;) {
+    ASSIGN_OR_RETURN(QmpMessage message, ReadMessage(deadline));
+    if (!message.event().empty()) {
+      events_.push_back(std::move(message));
+      continue;
+    }
+    if (message.id() != request.id()) continue;  // A stale reply.
+    if (message.has_error()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("QMP ", command, ": ", message.error().class_(), ": ",
+                       message.error().desc()));
+    }
+    return message.return_();
+  }
+}
+
+absl::StatusOr<QmpMessage> QmpClient::WaitEvent(const std::string& name,
+                                                absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    for (auto it = events_.begin(); it != events_.end(); ++it) {
+      if (it->event() == name) {
+        QmpMessage found = std::move(*it);
+        events_.erase(it);
+        return found;
+      }
+    }
+    ASSIGN_OR_RETURN(QmpMessage message, ReadMessage(deadline));
+    if (!message.event().empty()) events_.push_back(std::move(message));
+  }
+}
+
+std::vector<QmpMessage> QmpClient::TakeEvents() {
+  std::vector<QmpMessage> events;
+  events.swap(events_);
+  return events;
+}
+
+}  // namespace fcvm::runner::qemu
