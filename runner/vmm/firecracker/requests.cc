@@ -3,22 +3,62 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
 #include "runner/vmm/firecracker/api.pb.h"
 
 namespace fcvm::runner::firecracker {
 namespace {
 
 using ::google::protobuf::util::JsonPrintOptions;
-using ::google::protobuf::util::MessageToJsonString;
 
 // Linux's COMMAND_LINE_SIZE on x86_64 and arm64.
 constexpr size_t kMaxCommandLine = 2048;
 
-std::string PlanJson(const agent::Plan& plan) {
+constexpr char kTypeUrlPrefix[] = "type.googleapis.com";
+
+// Types of the generated pool (every message here); it is only read, so one
+// resolver serves every thread.
+google::protobuf::util::TypeResolver* GeneratedTypes() {
+  static google::protobuf::util::TypeResolver* const resolver =
+      google::protobuf::util::NewTypeResolverForDescriptorPool(
+          kTypeUrlPrefix, google::protobuf::DescriptorPool::generated_pool());
+  return resolver;
+}
+
+// `message` in protobuf's JSON mapping, the same bytes every time.
+// MessageToJsonString prints map entries (a plan's env, a Struct's keys) in
+// hash order, which differs between runs; deterministic serialization sorts
+// them, and the JSON printer keeps the wire order.
+std::string DeterministicJson(const google::protobuf::Message& message,
+                              const JsonPrintOptions& options) {
+  std::string binary;
+  {
+    google::protobuf::io::StringOutputStream stream(&binary);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    // proto3 has no required fields: serializing cannot fail.
+    (void)message.SerializeToCodedStream(&coded);
+  }
   std::string json;
-  (void)MessageToJsonString(plan, &json);
+  // Our messages have no Any fields, whose types could be unknown: printing
+  // cannot fail.
+  (void)google::protobuf::util::BinaryToJsonString(
+      GeneratedTypes(),
+      absl::StrCat(kTypeUrlPrefix, "/", message.GetDescriptor()->full_name()),
+      binary, &json, options);
   return json;
+}
+
+// The plan as the agent reads it (the JSON mapping's lowerCamelCase names),
+// on the command line and in MMDS alike.
+std::string PlanJson(const agent::Plan& plan) {
+  return DeterministicJson(plan, JsonPrintOptions());
 }
 
 }  // namespace
@@ -26,10 +66,7 @@ std::string PlanJson(const agent::Plan& plan) {
 std::string ToJson(const google::protobuf::Message& body) {
   JsonPrintOptions options;
   options.preserve_proto_field_names = true;
-  std::string json;
-  // Printing a message without Any fields cannot fail.
-  (void)MessageToJsonString(body, &json, options);
-  return json;
+  return DeterministicJson(body, options);
 }
 
 std::string PlatformBootArgs(const std::string& arch) {
@@ -169,11 +206,21 @@ ApiRequest StartRequest() {
 }
 
 absl::StatusOr<ApiRequest> MmdsPlanRequest(const agent::Plan& plan) {
-  // The store is {"fcvm": {"plan": <the plan's JSON mapping>}}; the agent
-  // GETs /fcvm/plan.
-  return ApiRequest{"PUT", "/mmds",
-                    absl::StrCat(R"({"fcvm":{")", kMmdsPlanKey, R"(":)",
-                                 PlanJson(plan), "}}")};
+  // The plan's JSON mapping as a JSON value (64-bit integers are strings
+  // there, so no number loses precision on the way).
+  google::protobuf::Value plan_value;
+  const auto parsed =
+      google::protobuf::util::JsonStringToMessage(PlanJson(plan), &plan_value);
+  if (!parsed.ok()) {
+    return absl::InternalError(absl::StrCat("the plan's JSON is not JSON: ",
+                                            std::string(parsed.message())));
+  }
+  // The store is {"fcvm": {"plan": <the plan>}}; the agent GETs /fcvm/plan.
+  google::protobuf::Struct contents;
+  google::protobuf::Struct& fcvm =
+      *(*contents.mutable_fields())["fcvm"].mutable_struct_value();
+  (*fcvm.mutable_fields())[kMmdsPlanKey] = std::move(plan_value);
+  return ApiRequest{"PUT", "/mmds", ToJson(contents)};
 }
 
 }  // namespace fcvm::runner::firecracker

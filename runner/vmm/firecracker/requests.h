@@ -22,7 +22,7 @@ struct ApiRequest {
 };
 
 // A typed body printed the way Firecracker reads it (the API's field names,
-// unset fields left out).
+// unset fields left out), the same bytes every time (map keys sorted).
 std::string ToJson(const google::protobuf::Message& body);
 
 // Where the guest finds its plan under Firecracker: MMDS V2 when the VM
@@ -38,10 +38,14 @@ std::string PlatformBootArgs(const std::string& arch);
 // (StartRequest) so a caller can add its own requests before it. Fails on a
 // spec Firecracker cannot take (no kernel, no root disk, bad vCPU count, a
 // plan too large for the command line of a VM without a NIC).
-absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec);
+[[nodiscard]] absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(
+    const VmSpec& spec);
 ApiRequest StartRequest();
-// Replaces the whole MMDS store with the plan (after a restore, too).
-absl::StatusOr<ApiRequest> MmdsPlanRequest(const agent::Plan& plan);
+// Replaces the whole MMDS store with the plan (after a restore, too): PUT
+// /mmds with {"fcvm": {"plan": <the plan's JSON mapping>}}, a
+// google.protobuf.Struct printed with ToJson (keys sorted).
+[[nodiscard]] absl::StatusOr<ApiRequest> MmdsPlanRequest(
+    const agent::Plan& plan);
 
 }  // namespace fcvm::runner::firecracker
 

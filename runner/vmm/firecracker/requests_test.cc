@@ -3,7 +3,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "runner/vmm/firecracker/api.pb.h"
 
@@ -107,6 +109,64 @@ TEST(RequestsTest, SpecsFirecrackerCannotTakeAreNamed) {
   spec.set_memory_mib(16);
   EXPECT_THAT(ConfigureRequests(spec).status().message(),
               HasSubstr("16 MiB of memory is too little"));
+}
+
+// The MMDS document is a google.protobuf.Struct with the plan's JSON
+// mapping inside; keys come out sorted, so the bytes never vary.
+TEST(RequestsTest, MmdsPlanBodyIsTheFcvmDocumentWithThePlanInside) {
+  agent::Plan plan;
+  plan.set_image("oci-archive:/dev/vdc");
+  plan.set_hostname("web-1");
+  plan.set_generation(7);
+  plan.set_host_time_unix_ms(1795000000000);
+  agent::PortMapping* port = plan.add_ports();
+  port->set_host_port(18080);
+  port->set_guest_port(8080);
+  (*plan.mutable_env())["ZED"] = "z";
+  (*plan.mutable_env())["ALPHA"] = "a \"quoted\"";
+  absl::StatusOr<ApiRequest> request = MmdsPlanRequest(plan);
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->method, "PUT");
+  EXPECT_EQ(request->path, "/mmds");
+  EXPECT_EQ(request->body,
+            R"({"fcvm":{"plan":{"env":{"ALPHA":"a \"quoted\"","ZED":"z"},)"
+            R"("generation":"7","hostTimeUnixMs":"1795000000000",)"
+            R"("hostname":"web-1","image":"oci-archive:/dev/vdc",)"
+            R"("ports":[{"guestPort":8080,"hostPort":18080}]}}})");
+
+  // The same plan built in another order: the same bytes.
+  agent::Plan reordered;
+  (*reordered.mutable_env())["ALPHA"] = "a \"quoted\"";
+  (*reordered.mutable_env())["ZED"] = "z";
+  reordered.MergeFrom(plan);
+  absl::StatusOr<ApiRequest> again = MmdsPlanRequest(reordered);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->body, request->body);
+
+  // And /fcvm/plan of that document is the plan, to the last field.
+  google::protobuf::Struct document;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(request->body, &document)
+          .ok());
+  auto fcvm = document.fields().find("fcvm");
+  ASSERT_NE(fcvm, document.fields().end());
+  auto inside = fcvm->second.struct_value().fields().find(kMmdsPlanKey);
+  ASSERT_NE(inside, fcvm->second.struct_value().fields().end());
+  std::string plan_json;
+  ASSERT_TRUE(
+      google::protobuf::util::MessageToJsonString(inside->second, &plan_json)
+          .ok());
+  agent::Plan back;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(plan_json, &back).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(back, plan))
+      << back.DebugString();
+}
+
+TEST(RequestsTest, AnEmptyPlanIsAnEmptyObject) {
+  absl::StatusOr<ApiRequest> request = MmdsPlanRequest(agent::Plan());
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_EQ(request->body, R"({"fcvm":{"plan":{}}})");
 }
 
 TEST(RequestsTest, OptionalDevices) {
