@@ -4,7 +4,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "base/status.h"
 
 namespace fcvm::agent {
@@ -28,7 +27,7 @@ absl::Status MmdsClient::RefreshToken() {
   request.headers.emplace_back(
       std::string(kTtlHeader),
       absl::StrCat(absl::ToInt64Seconds(options_.token_ttl)));
-  const absl::Time asked = absl::Now();
+  const absl::Time asked = options_.clock.now();
   ASSIGN_OR_RETURN(HttpResponse response, HttpCall(options_.endpoint, request,
                                                    options_.request_timeout));
   if (response.status != 200 || response.body.empty()) {
@@ -44,7 +43,7 @@ absl::Status MmdsClient::RefreshToken() {
 }
 
 absl::StatusOr<HttpResponse> MmdsClient::GetOnce(absl::string_view path) {
-  if (token_.empty() || absl::Now() >= token_expiry_) {
+  if (token_.empty() || options_.clock.now() >= token_expiry_) {
     RETURN_IF_ERROR(RefreshToken());
   }
   HttpRequest request;
@@ -81,19 +80,20 @@ absl::StatusOr<std::string> GetWithRetry(MmdsClient& client,
                                          absl::string_view path,
                                          absl::Time deadline,
                                          RetryPolicy policy) {
+  const MmdsClock& clock = client.options().clock;
   absl::Duration backoff = policy.first;
   int attempts = 0;
   for (;;) {
     ++attempts;
     absl::StatusOr<std::string> result = client.Get(path);
     if (result.ok() || !Retryable(result.status())) return result;
-    const absl::Duration left = deadline - absl::Now();
+    const absl::Duration left = deadline - clock.now();
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError(
           absl::StrCat("no plan from MMDS after ", attempts,
                        " attempts; last: ", result.status().message()));
     }
-    absl::SleepFor(std::min(backoff, left));
+    clock.sleep(std::min(backoff, left));
     backoff = std::min(backoff * 2, policy.max);
   }
 }

@@ -1,22 +1,35 @@
 #ifndef FCVM_AGENT_MMDS_H_
 #define FCVM_AGENT_MMDS_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/http_client.h"
 
 namespace fcvm::agent {
+
+// The MMDS client's time: when its token is due for renewal, and the
+// waits between attempts. Tests pass a fake clock, so nothing really
+// sleeps and nothing depends on how fast the machine is.
+struct MmdsClock {
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+  std::function<void(absl::Duration)> sleep = [](absl::Duration d) {
+    absl::SleepFor(d);
+  };
+};
 
 struct MmdsOptions {
   // Firecracker's default MMDS address; the agent routes it via eth0.
   HttpEndpoint endpoint = {"169.254.169.254", 80};
   // Session token lifetime asked for (Firecracker allows 1 s to 6 h).
   absl::Duration token_ttl = absl::Hours(6);
-  // One HTTP exchange.
+  // One HTTP exchange (on the real clock: it is a socket timeout).
   absl::Duration request_timeout = absl::Seconds(2);
+  MmdsClock clock;
 };
 
 // Firecracker's MMDS, version 2: PUT /latest/api/token (header
@@ -31,7 +44,7 @@ class MmdsClient {
   // The JSON at `path` ("/fcvm/plan"). NOT_FOUND while the store has
   // nothing there; UNAVAILABLE / DEADLINE_EXCEEDED when MMDS cannot be
   // reached; PERMISSION_DENIED when even a fresh token is refused.
-  absl::StatusOr<std::string> Get(absl::string_view path);
+  [[nodiscard]] absl::StatusOr<std::string> Get(absl::string_view path);
 
   // Drops the session token: after a snapshot restore it is dead anyway,
   // and asking for a new one first saves a 401 round trip.
@@ -43,8 +56,8 @@ class MmdsClient {
   const MmdsOptions& options() const { return options_; }
 
  private:
-  absl::Status RefreshToken();
-  absl::StatusOr<HttpResponse> GetOnce(absl::string_view path);
+  [[nodiscard]] absl::Status RefreshToken();
+  [[nodiscard]] absl::StatusOr<HttpResponse> GetOnce(absl::string_view path);
 
   MmdsOptions options_;
   std::string token_;
@@ -59,12 +72,13 @@ struct RetryPolicy {
 };
 
 // Get() again and again while MMDS is unreachable or `path` is empty
-// (the host may start the VM before it fills the store), until `deadline`.
-// Other errors return at once. The last error is in the deadline message.
-absl::StatusOr<std::string> GetWithRetry(MmdsClient& client,
-                                         absl::string_view path,
-                                         absl::Time deadline,
-                                         RetryPolicy policy = {});
+// (the host may start the VM before it fills the store), until `deadline`
+// (on the client's clock), sleeping on that clock between attempts. Other
+// errors return at once. The last error is in the deadline message.
+[[nodiscard]] absl::StatusOr<std::string> GetWithRetry(MmdsClient& client,
+                                                       absl::string_view path,
+                                                       absl::Time deadline,
+                                                       RetryPolicy policy = {});
 
 }  // namespace fcvm::agent
 

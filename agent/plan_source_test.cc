@@ -7,10 +7,12 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/plan.pb.h"
 #include "agent/testing/mmds_server.h"
 #include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runner/vmm/firecracker/requests.h"
 
 namespace fcvm::agent {
 namespace {
@@ -75,7 +77,16 @@ TEST(PlanSourceTest, FwCfgPortsWhenTheCommandLineNamesThem) {
 TEST(PlanSourceTest, MmdsOtherwise) {
   auto server = testing::FakeMmds::Start();
   ASSERT_TRUE(server.ok()) << server.status();
-  (*server)->Set(std::string(kMmdsPlanPath), kPlan);
+  // The host's side as the runner does it: its own PUT /mmds.
+  Plan plan;
+  plan.set_image("oci-archive:/dev/vdc");
+  plan.add_args("-v");
+  absl::StatusOr<runner::firecracker::ApiRequest> request =
+      runner::firecracker::MmdsPlanRequest(plan);
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_TRUE((*server)
+                  ->HostRequest(request->method, request->path, request->body)
+                  .ok());
   auto source = ChoosePlanSource("console=ttyS0", TempDir("empty_sysfs"),
                                  Mmds((*server)->port()));
   EXPECT_EQ(source->name(), "mmds");
@@ -83,12 +94,16 @@ TEST(PlanSourceTest, MmdsOtherwise) {
   absl::StatusOr<std::string> json =
       source->Fetch(absl::Now() + absl::Seconds(5));
   ASSERT_TRUE(json.ok()) << json.status();
-  EXPECT_EQ(*json, kPlan);
+  // Firecracker's JSON of the subtree: the same plan, keys sorted.
+  EXPECT_EQ(*json, R"({"args":["-v"],"image":"oci-archive:/dev/vdc"})");
   // After a restore the old token is not even tried.
   (*server)->ExpireTokens();
   source->Restored();
-  ASSERT_TRUE(source->Fetch(absl::Now() + absl::Seconds(5)).ok());
+  json = source->Fetch(absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, R"({"args":["-v"],"image":"oci-archive:/dev/vdc"})");
   EXPECT_EQ((*server)->unauthorized(), 0);
+  EXPECT_EQ((*server)->token_requests(), 2);
 }
 
 }  // namespace

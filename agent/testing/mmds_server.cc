@@ -1,6 +1,5 @@
 #include "agent/testing/mmds_server.h"
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status.h"
@@ -11,8 +10,9 @@ using ::fcvm::testing::HttpAnswer;
 using ::fcvm::testing::HttpRequest;
 using ::fcvm::testing::HttpTestServer;
 
-absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start() {
-  std::unique_ptr<FakeMmds> mmds(new FakeMmds());
+absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start(
+    MmdsStore::Clock clock) {
+  std::unique_ptr<FakeMmds> mmds(new FakeMmds(std::move(clock)));
   ASSIGN_OR_RETURN(
       mmds->server_,
       HttpTestServer::StartTcp([m = mmds.get()](const HttpRequest& request) {
@@ -21,51 +21,31 @@ absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start() {
   return mmds;
 }
 
+absl::Status FakeMmds::HostRequest(absl::string_view method,
+                                   absl::string_view path,
+                                   absl::string_view body) {
+  if (path == "/mmds" && method == "PUT") return store_.Put(body);
+  if (path == "/mmds" && method == "PATCH") return store_.Patch(body);
+  return absl::UnimplementedError(absl::StrCat(
+      "the fake MMDS takes PUT or PATCH /mmds, not ", method, " ", path));
+}
+
 HttpAnswer FakeMmds::Respond(const HttpRequest& request) {
   absl::Duration delay;
   {
     absl::MutexLock lock(&mu_);
     delay = delay_;
+    if (request.method == "PUT") ++token_requests_;
+    if (request.method == "GET") ++get_requests_;
   }
   absl::SleepFor(delay);
+  MmdsHeaders headers(request.headers.begin(), request.headers.end());
+  MmdsAnswer answer = store_.Answer(request.method, request.path, headers);
   absl::MutexLock lock(&mu_);
-  if (request.method == "PUT" && request.path == "/latest/api/token") {
-    ++token_requests_;
-    int seconds = 0;
-    if (!absl::SimpleAtoi(request.Header("x-metadata-token-ttl-seconds"),
-                          &seconds) ||
-        seconds < 1 || seconds > 21600) {
-      return {400, "bad token TTL"};
-    }
-    std::string issued = absl::StrCat("token-", ++next_token_);
-    tokens_[issued] = absl::Now() + absl::Seconds(seconds);
-    return {200, issued};
-  }
-  if (request.method != "GET") return {405, ""};
-  ++get_requests_;
-  auto live = tokens_.find(request.Header("x-metadata-token"));
-  if (live == tokens_.end() || live->second <= absl::Now()) {
-    ++unauthorized_;
-    return {401, "token missing, expired or invalid"};
-  }
-  auto value = store_.find(request.path);
-  if (value == store_.end()) return {404, ""};
-  return {200, value->second};
-}
-
-void FakeMmds::Set(const std::string& path, const std::string& json) {
-  absl::MutexLock lock(&mu_);
-  store_[path] = json;
-}
-
-void FakeMmds::Clear() {
-  absl::MutexLock lock(&mu_);
-  store_.clear();
-}
-
-void FakeMmds::ExpireTokens() {
-  absl::MutexLock lock(&mu_);
-  tokens_.clear();
+  if (answer.status == 401) ++unauthorized_;
+  if (request.method == "GET") ++answered_gets_;
+  return {answer.status, std::move(answer.body),
+          std::move(answer.content_type)};
 }
 
 void FakeMmds::SetDelay(absl::Duration delay) {
@@ -86,6 +66,13 @@ int FakeMmds::get_requests() const {
 int FakeMmds::unauthorized() const {
   absl::MutexLock lock(&mu_);
   return unauthorized_;
+}
+
+bool FakeMmds::AwaitAnsweredGets(int count, absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  // Evaluated by the mutex with mu_ held.
+  auto reached = [this, count]() { return answered_gets_ >= count; };
+  return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
 }
 
 }  // namespace fcvm::agent::testing

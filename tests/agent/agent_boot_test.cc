@@ -7,10 +7,14 @@
 //   container and powers the VM off;
 // - a malformed plan (on the kernel command line) is reported as an ERROR
 //   naming the field, and the VM powers off instead of hanging;
-// - the plan from MMDS V2 (a fake MMDS in this test, reached by the guest at
-//   169.254.169.254 through QEMU's user-mode network and tcp_bridge): a new
-//   generation with dead tokens, as after a snapshot restore, re-identifies
-//   the running VM (new token, hostname, clock, entropy, machine-id).
+// - the plan from MMDS V2: the runner's own PUT /mmds request
+//   (runner::firecracker::MmdsPlanRequest) into a fake MMDS that is a small
+//   copy of Firecracker's (one JSON document, V2 tokens, JSON or IMDS text
+//   by Accept), reached by the guest at 169.254.169.254 through QEMU's
+//   user-mode network and tcp_bridge, read by the agent at /fcvm/plan; a
+//   new generation with dead tokens, as after a snapshot restore,
+//   re-identifies the running VM (new token, hostname, clock, entropy,
+//   machine-id).
 //   agent_boot_test <arch> <kernel> <base.ext4> <busybox-httpd.tar>
 //                   <tcp_bridge>
 #include <functional>
@@ -24,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/plan.pb.h"
 #include "agent/report.h"
 #include "agent/status.pb.h"
 #include "agent/testing/mmds_server.h"
@@ -32,6 +37,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "runner/vmm/firecracker/requests.h"
 #include "tests/testing/qemu.h"
 
 namespace fcvm {
@@ -264,17 +270,28 @@ TEST_F(AgentBootTest, PlanFromMmdsAndANewGenerationReidentifies) {
   ASSERT_TRUE(mmds.ok()) << mmds.status();
   auto plan = [](int generation, const std::string& hostname,
                  absl::Time host_time) {
-    std::string entropy;
-    absl::Base64Escape(std::string(64, static_cast<char>('a' + generation)),
-                       &entropy);
-    return absl::StrCat(
-        R"({"image": "oci-archive:/dev/vdc", "hostname": ")", hostname,
-        R"(", "ports": [{"guestPort": 8080}], "generation": ")", generation,
-        R"(", "hostTimeUnixMs": ")", absl::ToUnixMillis(host_time),
-        R"(", "entropy": ")", entropy,
-        R"(", "network": {"dns": ["169.254.0.3"]}, "stopTimeoutSeconds": 5})");
+    agent::Plan plan;
+    plan.set_image("oci-archive:/dev/vdc");
+    plan.set_hostname(hostname);
+    plan.add_ports()->set_guest_port(8080);
+    plan.set_generation(generation);
+    plan.set_host_time_unix_ms(absl::ToUnixMillis(host_time));
+    plan.set_entropy(std::string(64, static_cast<char>('a' + generation)));
+    plan.mutable_network()->add_dns("169.254.0.3");
+    plan.set_stop_timeout_seconds(5);
+    return plan;
   };
-  (*mmds)->Set("/fcvm/plan", plan(1, "clone-a", absl::Now()));
+  // The host's side, as the runner does it on Firecracker: its own request,
+  // taken as Firecracker's API takes it (the whole document replaced).
+  auto put = [&](const agent::Plan& plan) {
+    absl::StatusOr<runner::firecracker::ApiRequest> request =
+        runner::firecracker::MmdsPlanRequest(plan);
+    ASSERT_TRUE(request.ok()) << request.status();
+    const absl::Status taken =
+        (*mmds)->HostRequest(request->method, request->path, request->body);
+    ASSERT_TRUE(taken.ok()) << taken;
+  };
+  ASSERT_NO_FATAL_FAILURE(put(plan(1, "clone-a", absl::Now())));
 
   const std::string disk = ::fcvm::testing::TestTmpDir() + "/mmds.img";
   ASSERT_TRUE(::fcvm::testing::MakeBlankDisk(disk, 2ll << 30).ok());
@@ -303,7 +320,8 @@ TEST_F(AgentBootTest, PlanFromMmdsAndANewGenerationReidentifies) {
   // What the host does after restoring a snapshot: MMDS repopulated with a
   // higher generation; the old VM's tokens are dead.
   (*mmds)->ExpireTokens();
-  (*mmds)->Set("/fcvm/plan", plan(2, "clone-b", absl::Now() + absl::Hours(1)));
+  ASSERT_NO_FATAL_FAILURE(
+      put(plan(2, "clone-b", absl::Now() + absl::Hours(1))));
   absl::Status reidentified =
       WaitEvent(*vm, AgentEvent::REIDENTIFIED, absl::Minutes(2));
   ASSERT_TRUE(reidentified.ok()) << reidentified << "\n---- console ----\n"
