@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,22 +24,6 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 bool IsIpv4(const std::string& text) {
   in_addr addr;
   return inet_pton(AF_INET, text.c_str(), &addr) == 1;
-}
-
-// RFC 1123 host name: labels of letters, digits and '-', not starting or
-// ending with '-', at most 63 bytes each, 253 in all (64 for sethostname).
-bool IsHostname(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (absl::string_view label : absl::StrSplit(name, '.')) {
-    if (label.empty() || label.size() > 63 || label.front() == '-' ||
-        label.back() == '-') {
-      return false;
-    }
-    for (char c : label) {
-      if (!absl::ascii_isalnum(c) && c != '-') return false;
-    }
-  }
-  return true;
 }
 
 bool IsMac(absl::string_view mac) {
@@ -80,7 +65,39 @@ absl::Status CheckNetwork(const NetworkIdentity& network) {
   return absl::OkStatus();
 }
 
-absl::Status Check(const Plan& plan) {
+}  // namespace
+
+absl::Status ValidateHostname(absl::string_view name) {
+  auto refuse = [name](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", absl::CHexEscape(name), "' is not a host name: ", why));
+  };
+  if (name.empty()) return refuse("it is empty");
+  if (name.size() > 64) {
+    return refuse(absl::StrCat(name.size(), " bytes; at most 64"));
+  }
+  for (absl::string_view label : absl::StrSplit(name, '.')) {
+    if (label.empty()) return refuse("an empty label");
+    if (label.size() > 63) {
+      return refuse(
+          absl::StrCat("a label of ", label.size(), " bytes; at most 63"));
+    }
+    for (char c : label) {
+      if (!absl::ascii_isalnum(c) && c != '-') {
+        return refuse(absl::StrCat("'",
+                                   absl::CHexEscape(absl::string_view(&c, 1)),
+                                   "' is not a letter, digit or '-'"));
+      }
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return refuse(
+          absl::StrCat("label '", label, "' starts or ends with '-'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePlan(const Plan& plan) {
   if (plan.image().empty()) return Invalid("image", "required");
   if (absl::StrContains(plan.image(), " ")) {
     return Invalid("image", absl::StrCat("'", plan.image(), "' has a space"));
@@ -120,9 +137,11 @@ absl::Status Check(const Plan& plan) {
                                   "' is not absolute"));
     }
   }
-  if (!plan.hostname().empty() && !IsHostname(plan.hostname())) {
-    return Invalid("hostname",
-                   absl::StrCat("'", plan.hostname(), "' is not a host name"));
+  if (!plan.hostname().empty()) {
+    if (absl::Status hostname = ValidateHostname(plan.hostname());
+        !hostname.ok()) {
+      return Invalid("hostname", hostname.message());
+    }
   }
   const Readiness& readiness = plan.readiness();
   if (readiness.tcp_port() > 65535) {
@@ -155,8 +174,6 @@ absl::Status Check(const Plan& plan) {
   return CheckNetwork(plan.network());
 }
 
-}  // namespace
-
 absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
   Plan plan;
   google::protobuf::util::JsonParseOptions options;
@@ -167,7 +184,7 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
     return absl::InvalidArgumentError(absl::StrCat(
         "plan: not a valid plan: ", std::string(status.message())));
   }
-  RETURN_IF_ERROR(Check(plan));
+  RETURN_IF_ERROR(ValidatePlan(plan));
   return plan;
 }
 

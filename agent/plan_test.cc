@@ -2,12 +2,23 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace fcvm::agent {
 namespace {
 
 using ::testing::HasSubstr;
+
+// A plan from JSON without the checks: what a host holds before it asks
+// ValidatePlan.
+Plan Unchecked(absl::string_view json) {
+  Plan plan;
+  const auto status =
+      google::protobuf::util::JsonStringToMessage(std::string(json), &plan);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+  return plan;
+}
 
 constexpr char kNginx[] = R"json({
   "image": "oci-archive:/dev/vdc",
@@ -112,6 +123,99 @@ TEST(PlanTest, BadPlansAreRefusedNamingTheField) {
     absl::StatusOr<Plan> plan = ParsePlan(bad.json);
     EXPECT_FALSE(plan.ok()) << bad.json;
     EXPECT_THAT(plan.status().message(), HasSubstr(bad.message)) << bad.json;
+  }
+}
+
+TEST(PlanTest, ValidatePlanIsParsePlansChecksWithTheSameMessages) {
+  for (
+      const char* json : {
+          R"({"args": ["a"]})",
+          R"({"image": "x y"})",
+          R"({"image": "x", "env": {"A=B": "c"}})",
+          R"({"image": "x", "workingDir": "srv"})",
+          R"({"image": "x", "ports": [{"guestPort": 70000}]})",
+          R"({"image": "x", "ports": [{"guestPort": 80, "protocol": "sctp"}]})",
+          R"({"image": "x", "volumes": [{"containerPath": "/d"}]})",
+          R"({"image": "x", "hostname": "my_vm"})",
+          R"({"image": "x", "hostname": "web-"})",
+          R"({"image": "x", "readiness": {"httpPath": "/"}})",
+          R"({"image": "x", "machineId": "ABC"})",
+          R"({"image": "x", "network": {"dns": ["::1"]}})",
+      }) {
+    const absl::Status validated = ValidatePlan(Unchecked(json));
+    EXPECT_EQ(validated.code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_THAT(std::string(validated.message()),
+                ::testing::StartsWith("plan: "))
+        << json;
+    EXPECT_EQ(ParsePlan(json).status(), validated) << json;
+  }
+  absl::StatusOr<Plan> good = ParsePlan(kNginx);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(ValidatePlan(*good).ok());
+}
+
+// What the runner would have sent for `fcvm run --name my_vm`: refused on
+// the host, with the message the guest would give after a boot.
+TEST(PlanTest, HostnamesTheAgentRefusesAreRefusedBeforeABoot) {
+  Plan plan;
+  plan.set_image("nginx");
+  plan.set_hostname("my_vm");
+  EXPECT_EQ(ValidatePlan(plan).message(),
+            "plan: hostname: 'my_vm' is not a host name: '_' is not a letter, "
+            "digit or '-'");
+  plan.set_hostname("web-");
+  EXPECT_EQ(ValidatePlan(plan).message(),
+            "plan: hostname: 'web-' is not a host name: label 'web-' starts "
+            "or ends with '-'");
+  // No hostname is no hostname rule.
+  plan.clear_hostname();
+  EXPECT_TRUE(ValidatePlan(plan).ok());
+}
+
+TEST(PlanTest, ValidateHostnameSaysWhichPartBreaksTheRule) {
+  for (const char* good :
+       {"a", "web-1", "WEB-1", "x.y-z", "0", "a-b-c", "1.2.3.4"}) {
+    EXPECT_TRUE(ValidateHostname(good).ok()) << good;
+  }
+  // The longest label, and the longest name.
+  EXPECT_TRUE(ValidateHostname(std::string(63, 'a')).ok());
+  EXPECT_TRUE(
+      ValidateHostname(std::string(31, 'a') + "." + std::string(32, 'b')).ok());
+  struct Case {
+    std::string name;
+    std::string message;
+  };
+  for (const Case& bad : std::vector<Case>{
+           {"", "'' is not a host name: it is empty"},
+           {"my_vm",
+            "'my_vm' is not a host name: '_' is not a letter, digit or '-'"},
+           {"web-",
+            "'web-' is not a host name: label 'web-' starts or ends with '-'"},
+           {"-web",
+            "'-web' is not a host name: label '-web' starts or ends with '-'"},
+           {"a.-b.c",
+            "'a.-b.c' is not a host name: label '-b' starts or ends with '-'"},
+           {"a..b", "'a..b' is not a host name: an empty label"},
+           {"web.", "'web.' is not a host name: an empty label"},
+           {".web", "'.web' is not a host name: an empty label"},
+           {"a b",
+            "'a b' is not a host name: ' ' is not a letter, digit or '-'"},
+           {"caf\xc3\xa9",
+            "'caf\\xc3\\xa9' is not a host name: '\\xc3' is not a letter, "
+            "digit or '-'"},
+           {"a\nb",
+            "'a\\nb' is not a host name: '\\n' is not a letter, digit or '-'"},
+           {std::string(65, 'a'),
+            absl::StrCat("'", std::string(65, 'a'),
+                         "' is not a host name: 65 bytes; at most 64")},
+           {std::string(64, 'a'),
+            absl::StrCat("'", std::string(64, 'a'),
+                         "' is not a host name: a label of 64 bytes; at most "
+                         "63")},
+       }) {
+    const absl::Status status = ValidateHostname(bad.name);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad.name;
+    EXPECT_EQ(status.message(), bad.message);
   }
 }
 
