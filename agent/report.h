@@ -17,18 +17,27 @@ namespace fcvm::agent {
 //   @fcvm err <text>                    ... of its stderr
 //   @fcvm log <text>                    the agent's own diagnostics
 // Kernel messages never start with the prefix, and container text can
-// never put it at the start of a line. Control characters in text are
-// escaped (\xNN) so one container line stays one console line.
+// never put it at the start of a line. In the text, control characters
+// (but tab) are escaped as \xNN and a backslash is doubled, so one
+// container line stays one console line and ParseFrame gives back exactly
+// the bytes that were framed.
 inline constexpr absl::string_view kFramePrefix = "@fcvm ";
 
 // One framed line, newline included.
 std::string FrameLine(absl::string_view kind, absl::string_view text);
 std::string FrameEvent(const AgentEvent& event);
 
-// Splits "@fcvm <kind> <payload>" back; false for any other line (kernel
-// messages). For the host side and tests.
+// Splits "@fcvm <kind> <text>" back, the text unescaped (for "status",
+// the event's JSON); false for any other line (kernel messages). A
+// trailing "\r" or "\n" is the console's, not the text's. For the host
+// side and tests.
 bool ParseFrame(absl::string_view line, std::string* kind,
                 std::string* payload);
+
+// The text of a frame back to the bytes FrameLine was given: "\\" is a
+// backslash, "\xNN" the byte NN. Any other backslash (from an agent that
+// did not double them) is kept as it stands.
+std::string UnescapeFrameText(absl::string_view text);
 
 // Writes framed lines to the console and, when connected, a vsock stream.
 // Each line goes out in one write(2), so lines from the agent never

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <string>
+#include <vector>
+
 #include "base/unique_fd.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -18,6 +21,72 @@ TEST(ReportTest, TextLinesAreFramedAndEscaped) {
   EXPECT_EQ(FrameLine("out", "a\nb\r\x1b[31m"),
             "@fcvm out a\\x0ab\\x0d\\x1b[31m\n");
   EXPECT_EQ(FrameLine("err", "@fcvm status {}"), "@fcvm err @fcvm status {}\n");
+}
+
+TEST(ReportTest, BackslashesAreDoubledSoEscapesCannotBeForged) {
+  EXPECT_EQ(FrameLine("out", R"(C:\dir)"), "@fcvm out C:\\\\dir\n");
+  // A literal "\x1b" and a real ESC frame differently...
+  const std::string literal = FrameLine("out", R"(\x1b)");
+  const std::string escape = FrameLine("out", "\x1b");
+  EXPECT_EQ(literal, "@fcvm out \\\\x1b\n");
+  EXPECT_EQ(escape, "@fcvm out \\x1b\n");
+  // ...and parse back to what they were.
+  std::string kind, payload;
+  ASSERT_TRUE(ParseFrame(literal, &kind, &payload));
+  EXPECT_EQ(payload, R"(\x1b)");
+  ASSERT_TRUE(ParseFrame(escape, &kind, &payload));
+  EXPECT_EQ(payload, "\x1b");
+}
+
+// Every framed text parses back to exactly its bytes: each byte value, and
+// every short string of the characters escaping cares about.
+TEST(ReportTest, EveryTextRoundTripsExactly) {
+  std::string all_bytes;
+  for (int c = 0; c < 256; ++c) all_bytes.push_back(static_cast<char>(c));
+  std::vector<std::string> texts = {"", all_bytes, "trailing\r", "x\\"};
+  const std::string alphabet = std::string("\\x1b\x1b\n\r", 7) + "a";
+  std::vector<std::string> shorter = {""};
+  for (int length = 1; length <= 4; ++length) {
+    std::vector<std::string> longer;
+    for (const std::string& prefix : shorter) {
+      for (char c : alphabet) longer.push_back(prefix + c);
+    }
+    texts.insert(texts.end(), longer.begin(), longer.end());
+    shorter = std::move(longer);
+  }
+  ASSERT_EQ(texts.size(), 4u + 8 + 64 + 512 + 4096);
+  for (const std::string& text : texts) {
+    const std::string line = FrameLine("out", text);
+    // One line, whatever the text.
+    ASSERT_EQ(line.find('\n'), line.size() - 1);
+    std::string kind, payload;
+    ASSERT_TRUE(ParseFrame(line, &kind, &payload));
+    EXPECT_EQ(kind, "out");
+    ASSERT_EQ(payload, text) << "framed as " << line;
+  }
+}
+
+TEST(ReportTest, UnescapingKeepsWhatIsNotAnEscape) {
+  // From an agent that did not double backslashes: kept as they stand.
+  EXPECT_EQ(UnescapeFrameText(R"(a\qb)"), R"(a\qb)");
+  EXPECT_EQ(UnescapeFrameText(R"(\x1)"), R"(\x1)");
+  EXPECT_EQ(UnescapeFrameText(R"(\xzz)"), R"(\xzz)");
+  EXPECT_EQ(UnescapeFrameText(R"(end\)"), R"(end\)");
+  EXPECT_EQ(UnescapeFrameText(R"(\x7F\x0a)"), "\x7f\n");
+}
+
+TEST(ReportTest, EventJsonWithQuotesAndBackslashesSurvivesTheFrame) {
+  AgentEvent event;
+  event.set_kind(AgentEvent::ERROR);
+  event.set_message("plan: image: 'a b' has a space; say \"hi\" in C:\\tmp\n");
+  const std::string line = FrameEvent(event);
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  std::string kind, payload;
+  ASSERT_TRUE(ParseFrame(line, &kind, &payload));
+  AgentEvent back;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(payload, &back).ok())
+      << payload;
+  EXPECT_EQ(back.message(), event.message());
 }
 
 TEST(ReportTest, FramesSplitBackFromKernelMessages) {
