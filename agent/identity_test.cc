@@ -16,6 +16,17 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
+// A file's contents, or a failure naming why it could not be read (never
+// a crash on a missing file).
+std::string Contents(const std::string& path) {
+  absl::StatusOr<std::string> contents = ReadFile(path);
+  if (!contents.ok()) {
+    ADD_FAILURE() << contents.status();
+    return "<unreadable>";
+  }
+  return *std::move(contents);
+}
+
 // The files only: the kernel side (hostname, entropy, clock, network) runs
 // in the in-guest test and netconfig_test.
 IdentityOptions FilesOnly(const std::string& name) {
@@ -35,12 +46,12 @@ TEST(IdentityTest, WritesHostnameHostsMachineIdAndResolvConf) {
   const IdentityOptions options = FilesOnly("full");
   absl::StatusOr<IdentityReport> report = ApplyIdentity(*plan, options);
   ASSERT_TRUE(report.ok()) << report.status();
-  EXPECT_EQ(*ReadFile(options.root + "/etc/hostname"), "web-7\n");
-  EXPECT_THAT(*ReadFile(options.root + "/etc/hosts"),
+  EXPECT_EQ(Contents(options.root + "/etc/hostname"), "web-7\n");
+  EXPECT_THAT(Contents(options.root + "/etc/hosts"),
               HasSubstr("127.0.1.1\tweb-7\n"));
-  EXPECT_EQ(*ReadFile(options.root + "/etc/machine-id"),
+  EXPECT_EQ(Contents(options.root + "/etc/machine-id"),
             "0123456789abcdef0123456789abcdef\n");
-  EXPECT_EQ(*ReadFile(options.root + "/etc/resolv.conf"),
+  EXPECT_EQ(Contents(options.root + "/etc/resolv.conf"),
             "nameserver 10.200.0.1\nnameserver 10.200.0.2\n");
   EXPECT_THAT(report->summary, HasSubstr("hostname web-7"));
 }
@@ -50,9 +61,9 @@ TEST(IdentityTest, EachGenerationGetsAFreshRandomMachineId) {
   ASSERT_TRUE(plan.ok());
   const IdentityOptions options = FilesOnly("random");
   ASSERT_TRUE(ApplyIdentity(*plan, options).ok());
-  const std::string first = *ReadFile(options.root + "/etc/machine-id");
+  const std::string first = Contents(options.root + "/etc/machine-id");
   ASSERT_TRUE(ApplyIdentity(*plan, options).ok());
-  const std::string second = *ReadFile(options.root + "/etc/machine-id");
+  const std::string second = Contents(options.root + "/etc/machine-id");
   EXPECT_THAT(first, MatchesRegex("[0-9a-f]{32}\n"));
   EXPECT_NE(first, second);
 }

@@ -64,11 +64,15 @@ TEST(PodmanTest, EntrypointIsExactJsonEvenWithQuotes) {
 TEST(PodmanTest, LoadAndItsOutput) {
   EXPECT_THAT(PodmanLoadArgv("/dev/vdc"),
               ElementsAre("podman", "load", "-q", "-i", "/dev/vdc"));
-  EXPECT_EQ(*LoadedImage("Loaded image: localhost/fcvm/nginx:latest\n"),
-            "localhost/fcvm/nginx:latest");
-  EXPECT_EQ(*LoadedImage("Getting image source signatures\n"
-                         "Loaded image(s): a:1, b:2\n"),
-            "a:1");
+  absl::StatusOr<std::string> loaded =
+      LoadedImage("Loaded image: localhost/fcvm/nginx:latest\n");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, "localhost/fcvm/nginx:latest");
+  loaded = LoadedImage(
+      "Getting image source signatures\n"
+      "Loaded image(s): a:1, b:2\n");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(*loaded, "a:1");
   absl::StatusOr<std::string> none = LoadedImage("Error: bad archive\n");
   EXPECT_EQ(none.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(none.status().message(), HasSubstr("bad archive"));
