@@ -1,13 +1,16 @@
 #!/bin/bash
-# Image build time and size: runs the image tool (//rootfs:build_image, what
-# the rootfs_image rule runs) RUNS times on each image's pinned inputs and
-# reports wall time (median, min, max), then the size of each output:
+# Image build time and size: runs the image tool (//rootfs/image:build_image,
+# what the rootfs_image rule runs) RUNS times on each image's pinned inputs
+# (the base image with the same extra files as images/BUILD.bazel gives it)
+# and reports wall time (median, min, max), then the size of each output:
 # apparent and allocated for ext4 (sparse), bytes for OCI archives.
 #   bench/image_build.sh [RUNS]     (default 5)
 set -euo pipefail
 runs="${1:-5}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bazel build //rootfs:build_image //rootfs/init:init_x86_64 //rootfs/init:init_aarch64 \
+bazel build //rootfs/image:build_image \
+  //rootfs/init:init_x86_64 //rootfs/init:init_aarch64 \
+  //agent:fc-agent_x86_64 //agent:fc-agent_aarch64 \
   @base_amd64//:debs @base_arm64//:debs @oci_nginx_amd64//:debs @oci_nginx_arm64//:debs \
   @oci_busybox_httpd_amd64//:debs @oci_busybox_httpd_arm64//:debs >/dev/null 2>&1
 bin="$(bazel info bazel-bin 2>/dev/null)"
@@ -28,7 +31,7 @@ build() {  # name format definition lock repo [extra]
   for _ in $(seq "${runs}"); do
     local start end
     start=$(date +%s.%N)
-    "${bin}/rootfs/build_image" "${args[@]}" 2>/dev/null
+    "${bin}/rootfs/image/build_image" "${args[@]}" 2>/dev/null
     end=$(date +%s.%N)
     echo "${end} - ${start}" | bc
   done | stats "${name}"
@@ -39,9 +42,9 @@ build() {  # name format definition lock repo [extra]
   fi
 }
 build base_x86_64.ext4 ext4 images/base/image.textproto images/base/amd64.lock base_amd64 \
-  "/sbin/fcvm-init=${bin}/rootfs/init/init_x86_64:0755"
+  "/usr/sbin/fc-agent=${bin}/agent/fc-agent_x86_64:0755,/sbin/fcvm-init=${bin}/rootfs/init/init_x86_64:0755"
 build base_aarch64.ext4 ext4 images/base/image.textproto images/base/arm64.lock base_arm64 \
-  "/sbin/fcvm-init=${bin}/rootfs/init/init_aarch64:0755"
+  "/usr/sbin/fc-agent=${bin}/agent/fc-agent_aarch64:0755,/sbin/fcvm-init=${bin}/rootfs/init/init_aarch64:0755"
 for image in nginx busybox-httpd; do
   repo="oci_${image//-/_}"
   build "${image}_x86_64.tar" oci "images/oci/${image}/image.textproto" "images/oci/${image}/amd64.lock" "${repo}_amd64"

@@ -24,7 +24,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # namespace of its own, bazel cannot reach its server).
 [[ -n "${FCVM_BENCH_PREBUILT:-}" ]] ||
   bazel build --color=no --curses=no //runner:vm //runner:fcvm >/dev/null 2>&1
-vm="$(pwd)/bazel-bin/runner/vm"
+# //runner:vm is an alias of //runner/cli:vm (runner/vm/ is a package).
+vm="$(pwd)/bazel-bin/runner/cli/vm"
 fcvm="$(pwd)/bazel-bin/runner/fcvm"
 export FCVM_STATE_DIR="$(mktemp -d /tmp/fcvm-bench.XXXXXX)"
 trap '"${fcvm}" ls --json | python3 -c "import json,sys; [print(v[\"name\"]) for v in json.load(sys.stdin)]" |

@@ -23,7 +23,8 @@ struct BootConfig {
 // Parses /proc/cmdline. Unknown `fcvm.` parameters and empty values are
 // errors naming the parameter: a typo must not boot a VM that silently
 // ignores it.
-absl::StatusOr<BootConfig> ParseBootConfig(absl::string_view cmdline);
+[[nodiscard]] absl::StatusOr<BootConfig> ParseBootConfig(
+    absl::string_view cmdline);
 
 }  // namespace fcvm::init
 

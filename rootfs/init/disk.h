@@ -12,7 +12,7 @@ enum class DiskContent {
 };
 
 // Looks at the start of the block device or file open as `fd`.
-absl::StatusOr<DiskContent> ProbeDisk(int fd);
+[[nodiscard]] absl::StatusOr<DiskContent> ProbeDisk(int fd);
 
 }  // namespace fcvm::init
 

@@ -8,10 +8,14 @@
 
 #include "base/subprocess.h"
 #include "base/unique_fd.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rootfs/testing/status_matchers.h"
 
 namespace fcvm::init {
 namespace {
+
+using ::fcvm::rootfs::testing::IsOkAndHolds;
 
 std::string Temp(const std::string& name) {
   return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
@@ -28,7 +32,7 @@ TEST(DiskTest, SparseFileIsBlank) {
   UniqueFd fd(open(path.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600));
   ASSERT_TRUE(fd.valid());
   ASSERT_EQ(ftruncate(fd.get(), 16 << 20), 0);
-  EXPECT_EQ(*ProbeDisk(fd.get()), DiskContent::kBlank);
+  EXPECT_THAT(ProbeDisk(fd.get()), IsOkAndHolds(DiskContent::kBlank));
 }
 
 TEST(DiskTest, Ext4IsRecognised) {
@@ -37,7 +41,7 @@ TEST(DiskTest, Ext4IsRecognised) {
       RunCommand({.argv = {"mke2fs", "-q", "-F", "-t", "ext4", path, "8M"}},
                  absl::Seconds(60))
           .ok());
-  EXPECT_EQ(*ProbePath(path), DiskContent::kExt);
+  EXPECT_THAT(ProbePath(path), IsOkAndHolds(DiskContent::kExt));
 }
 
 TEST(DiskTest, OtherDataIsNeverBlank) {
@@ -47,7 +51,7 @@ TEST(DiskTest, OtherDataIsNeverBlank) {
   ASSERT_EQ(ftruncate(fd.get(), 16 << 20), 0);
   // One byte far from any superblock (e.g. a partition table entry).
   ASSERT_EQ(pwrite(fd.get(), "x", 1, 40000), 1);
-  EXPECT_EQ(*ProbeDisk(fd.get()), DiskContent::kOther);
+  EXPECT_THAT(ProbeDisk(fd.get()), IsOkAndHolds(DiskContent::kOther));
 }
 
 TEST(DiskTest, ShortDiskIsReadWhole) {
@@ -55,7 +59,7 @@ TEST(DiskTest, ShortDiskIsReadWhole) {
   UniqueFd fd(open(path.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0600));
   ASSERT_TRUE(fd.valid());
   ASSERT_EQ(ftruncate(fd.get(), 512), 0);
-  EXPECT_EQ(*ProbeDisk(fd.get()), DiskContent::kBlank);
+  EXPECT_THAT(ProbeDisk(fd.get()), IsOkAndHolds(DiskContent::kBlank));
 }
 
 }  // namespace

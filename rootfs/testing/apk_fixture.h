@@ -23,20 +23,19 @@ struct TarItem {
 
 // A tar stream of `items` with the two end-of-archive blocks removed (as
 // apk segments are), unless `terminate`.
-absl::StatusOr<std::string> TarSegment(const std::vector<TarItem>& items,
-                                       bool terminate = false);
+[[nodiscard]] absl::StatusOr<std::string> TarSegment(
+    const std::vector<TarItem>& items, bool terminate = false);
 
 // One gzip member holding `data`.
-absl::StatusOr<std::string> GzipMember(const std::string& data);
+[[nodiscard]] absl::StatusOr<std::string> GzipMember(const std::string& data);
 
 // An .apk: signature segment, control segment (.PKGINFO + scripts), data
 // segment (terminated), each gzipped. The data segment's sha256 is added to
 // .PKGINFO as "datahash"; `checksum`, if given, receives the APKINDEX C:
 // value of the control segment ("Q1" + base64 SHA-1).
-absl::StatusOr<std::string> MakeApk(const std::string& pkginfo,
-                                    const std::vector<TarItem>& scripts,
-                                    const std::vector<TarItem>& data,
-                                    std::string* checksum = nullptr);
+[[nodiscard]] absl::StatusOr<std::string> MakeApk(
+    const std::string& pkginfo, const std::vector<TarItem>& scripts,
+    const std::vector<TarItem>& data, std::string* checksum = nullptr);
 
 }  // namespace fcvm::rootfs::testing
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "rootfs/deb_archive.h"
+#include "rootfs/archive/deb_archive.h"
 
 namespace fcvm::rootfs::testing {
 

@@ -14,7 +14,8 @@ namespace fcvm::rootfs::testing {
 class SigningKey {
  public:
   // Makes a new ed25519 key with user id `name`.
-  static absl::StatusOr<SigningKey> Create(const std::string& name);
+  [[nodiscard]] static absl::StatusOr<SigningKey> Create(
+      const std::string& name);
 
   SigningKey(SigningKey&& other) noexcept;
   SigningKey& operator=(SigningKey&&) = delete;
@@ -24,12 +25,12 @@ class SigningKey {
   const std::string& keyring() const { return keyring_; }
 
   // Clear-signs `text` into the file `path` (an InRelease).
-  absl::Status ClearSign(const std::string& text,
-                         const std::string& path) const;
+  [[nodiscard]] absl::Status ClearSign(const std::string& text,
+                                       const std::string& path) const;
 
  private:
   SigningKey() = default;
-  absl::Status Gpg(std::vector<std::string> args) const;
+  [[nodiscard]] absl::Status Gpg(std::vector<std::string> args) const;
 
   std::string home_;
   std::string name_;

@@ -2,14 +2,17 @@
 // of a sample of packages is in the image with the archive's type, mode
 // (setuid included), owner, size and link target, read back through
 // libext2fs; the fix-ups left what their packages' scripts would have; a
-// rebuild with the same inputs gives the same bytes; and the assembler
-// refuses a wrong archive hash and a package whose scripts are not covered.
+// rebuild with the same inputs, also in another environment, gives the same
+// bytes; and the assembler refuses a wrong archive hash and a package whose
+// scripts are not covered.
 //   base_image_test <cpu> <image> <build_image> <definition> <lock>
-//                   <debs_dir> <init>
+//                   <debs_dir> <init> <agent>
 #include <ext2fs/ext2fs.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,13 +23,15 @@
 #include "absl/time/time.h"
 #include "base/file.h"
 #include "base/sha256.h"
+#include "base/status.h"
 #include "base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rootfs/assemble.h"
-#include "rootfs/deb_archive.h"
-#include "rootfs/image_lock.h"
-#include "rootfs/unpack.h"
+#include "rootfs/archive/deb_archive.h"
+#include "rootfs/image/assemble.h"
+#include "rootfs/image/build_ext4.h"
+#include "rootfs/image/definition.h"
+#include "rootfs/image/unpack.h"
 
 namespace fcvm::rootfs {
 namespace {
@@ -237,7 +242,9 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
            {"usr/sbin/fc-agent", g_agent}, {"sbin/fcvm-init", g_init}}) {
     ASSERT_TRUE(image.Stat(path, &ino, &inode)) << path;
     EXPECT_EQ(inode.i_mode, LINUX_S_IFREG | 0755) << path;
-    EXPECT_EQ(image.Read(path), *ReadFile(source)) << path;
+    absl::StatusOr<std::string> built = ReadFile(source);
+    ASSERT_TRUE(built.ok()) << built.status();
+    EXPECT_EQ(image.Read(path), *built) << path;
   }
   EXPECT_THAT(image.Read("etc/profile"), HasSubstr("PATH"));
   EXPECT_THAT(image.Read("etc/containers/storage.conf"),
@@ -245,43 +252,89 @@ TEST(BaseImageTest, FixupsDidWhatTheScriptsWould) {
   EXPECT_THAT(image.Read("usr/lib/os-release"), HasSubstr("bookworm"));
 }
 
+// An absolute form of a path relative to the test's working directory.
+std::string Absolute(const std::string& path) {
+  return path.empty() || path[0] == '/'
+             ? path
+             : absl::StrCat(std::filesystem::current_path().string(), "/",
+                            path);
+}
+
 // The tool run twice more, by hand, on the same inputs: the same bytes as
-// Bazel's build.
+// Bazel's build. The second run varies what the build must not depend on
+// (as reprotest does): time zone, locale, umask, HOME, working directory,
+// the inputs' paths, and the order the archives were written to their
+// directory in.
 TEST(BaseImageTest, RebuildsAreByteIdentical) {
   absl::StatusOr<std::string> built = Sha256File(g_image);
   ASSERT_TRUE(built.ok()) << built.status();
+  const std::string elsewhere = TestDir() + "/elsewhere";
+  const std::string debs = elsewhere + "/debs";
+  std::filesystem::create_directories(debs);
+  std::filesystem::create_directories(elsewhere + "/cwd");
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(g_debs)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.rbegin(), names.rend());
+  for (const std::string& name : names) {
+    std::filesystem::copy_file(
+        absl::StrCat(g_debs, "/", name), absl::StrCat(debs, "/", name),
+        std::filesystem::copy_options::overwrite_existing);
+  }
   for (int i = 0; i < 2; ++i) {
+    const bool vary = i == 1;
     const std::string out = absl::StrCat(TestDir(), "/rebuild-", i, ".ext4");
-    RunOrFail({g_tool, "--definition=" + g_definition, "--lock=" + g_lock,
-               "--debs_dir=" + g_debs,
-               // As images/BUILD.bazel lists them.
-               "--extra=/usr/sbin/fc-agent=" + g_agent +
-                   ":0755,/sbin/fcvm-init=" + g_init + ":0755",
-               "--output=" + out});
+    const auto path = [&](const std::string& p) {
+      return vary ? Absolute(p) : p;
+    };
+    SubprocessOptions options{
+        .argv = {path(g_tool), "--definition=" + path(g_definition),
+                 "--lock=" + path(g_lock),
+                 "--debs_dir=" + (vary ? debs : g_debs),
+                 // As images/BUILD.bazel lists them.
+                 "--extra=/usr/sbin/fc-agent=" + path(g_agent) +
+                     ":0755,/sbin/fcvm-init=" + path(g_init) + ":0755",
+                 "--output=" + out}};
+    if (vary) {
+      const char* search_path = std::getenv("PATH");
+      options.env = std::vector<std::string>{
+          absl::StrCat("PATH=", search_path != nullptr ? search_path : ""),
+          "HOME=" + elsewhere, "TZ=FCVM-14", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"};
+      options.working_dir = elsewhere + "/cwd";
+    }
+    options.stdout_mode = StdioMode::kPipe;
+    options.stderr_mode = StdioMode::kPipe;
+    // umask is the process's; this test runs nothing else meanwhile.
+    const mode_t saved_umask = vary ? umask(077) : 0;
+    absl::StatusOr<Subprocess::Output> run =
+        RunCommand(options, absl::Minutes(5));
+    if (vary) umask(saved_umask);
+    ASSERT_TRUE(run.ok()) << run.status();
     absl::StatusOr<std::string> again = Sha256File(out);
     ASSERT_TRUE(again.ok()) << again.status();
-    EXPECT_EQ(*again, *built) << "rebuild " << i << " differs";
+    EXPECT_EQ(*again, *built) << "rebuild " << i << " differs"
+                              << (vary ? " (in another environment)" : "");
   }
   std::cerr << g_cpu << " base image sha256 " << *built << "\n";
 }
 
-AssembleOptions RealOptions() {
+// The inputs Bazel built the image from.
+[[nodiscard]] absl::StatusOr<AssembleOptions> RealOptions() {
   AssembleOptions options;
-  absl::StatusOr<ImageDefinition> definition =
-      ReadImageDefinition(g_definition);
-  EXPECT_TRUE(definition.ok()) << definition.status();
-  options.definition = *definition;
+  ASSIGN_OR_RETURN(options.definition, ReadImageDefinition(g_definition));
   options.definition_dir = g_definition.substr(0, g_definition.rfind('/'));
-  absl::StatusOr<std::string> json = ReadFile(g_lock);
-  EXPECT_TRUE(json.ok());
-  options.lock = *LockfileFromJson(*json);
+  ASSIGN_OR_RETURN(std::string json, ReadFile(g_lock));
+  ASSIGN_OR_RETURN(options.lock, LockfileFromJson(json));
   options.debs_dir = g_debs;
   options.output = TestDir() + "/refused.ext4";
   return options;
 }
 
 TEST(BaseImageTest, WrongArchiveHashIsRefused) {
-  AssembleOptions options = RealOptions();
+  absl::StatusOr<AssembleOptions> inputs = RealOptions();
+  ASSERT_TRUE(inputs.ok()) << inputs.status();
+  AssembleOptions& options = *inputs;
   LockedPackage* podman = nullptr;
   for (LockedPackage& p : *options.lock.mutable_packages()) {
     if (p.name() == "podman") podman = &p;
@@ -289,7 +342,7 @@ TEST(BaseImageTest, WrongArchiveHashIsRefused) {
   ASSERT_NE(podman, nullptr);
   const std::string real = podman->sha256();
   podman->set_sha256(std::string(64, '0'));
-  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  absl::StatusOr<AssembleReport> report = BuildExt4Image(options);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(report.status().message(), HasSubstr("package podman"));
@@ -298,7 +351,9 @@ TEST(BaseImageTest, WrongArchiveHashIsRefused) {
 }
 
 TEST(BaseImageTest, UncoveredMaintainerScriptsFailTheBuild) {
-  AssembleOptions options = RealOptions();
+  absl::StatusOr<AssembleOptions> inputs = RealOptions();
+  ASSERT_TRUE(inputs.ok()) << inputs.status();
+  AssembleOptions& options = *inputs;
   // Drop the entry that covers podman (and the others it names).
   auto* entries = options.definition.mutable_maintainer_scripts();
   for (int i = 0; i < entries->size(); ++i) {
@@ -309,7 +364,7 @@ TEST(BaseImageTest, UncoveredMaintainerScriptsFailTheBuild) {
       }
     }
   }
-  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  absl::StatusOr<AssembleReport> report = BuildExt4Image(options);
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(report.status().message(),
@@ -317,10 +372,12 @@ TEST(BaseImageTest, UncoveredMaintainerScriptsFailTheBuild) {
 }
 
 TEST(BaseImageTest, UnknownFixupIsNamed) {
-  AssembleOptions options = RealOptions();
+  absl::StatusOr<AssembleOptions> inputs = RealOptions();
+  ASSERT_TRUE(inputs.ok()) << inputs.status();
+  AssembleOptions& options = *inputs;
   options.definition.mutable_maintainer_scripts(0)->set_fixup(
       "run-the-scripts");
-  absl::StatusOr<AssembleReport> report = AssembleImage(options);
+  absl::StatusOr<AssembleReport> report = BuildExt4Image(options);
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.status().message(),
               HasSubstr("unknown fix-up 'run-the-scripts'"));

@@ -1,19 +1,62 @@
 #!/bin/bash
 # Runs the image tool twice more on the inputs Bazel used and checks that
-# both outputs have the same bytes as Bazel's.
+# both outputs have the same bytes as Bazel's. The first rebuild runs in this
+# test's environment (another process, path and time than Bazel's action);
+# the second varies what a build must not depend on, as reprotest does:
+# time zone (UTC+14, as a POSIX TZ that needs no tzdata), locale, umask,
+# HOME, the working directory, the inputs' paths (absolute, elsewhere) and
+# the order the archives were written to their directory in.
 #   rebuild_test.sh <built image> <build_image> <tool flags...>
+# Tool flags are --name=value; values that name files or directories here
+# are made absolute for the second rebuild, and --debs_dir is copied.
 set -euo pipefail
 built=$1
 tool=$2
 shift 2
 want=$(sha256sum "$built" | cut -d' ' -f1)
-for i in 1 2; do
-  out="$TEST_TMPDIR/rebuild-$i"
-  "$tool" "$@" --output="$out" 2>/dev/null
-  got=$(sha256sum "$out" | cut -d' ' -f1)
+
+check() {  # check N OUTPUT
+  local got
+  got=$(sha256sum "$2" | cut -d' ' -f1)
   if [[ "$got" != "$want" ]]; then
-    echo "rebuild $i of $built differs: $got, Bazel built $want" >&2
+    echo "rebuild $1 of $built differs: $got, Bazel built $want" >&2
     exit 1
   fi
+}
+
+# 1: as Bazel ran it.
+out="$TEST_TMPDIR/rebuild-1"
+"$tool" "$@" --output="$out" 2>/dev/null
+check 1 "$out"
+
+# 2: another environment.
+elsewhere="$TEST_TMPDIR/elsewhere"
+mkdir -p "$elsewhere/cwd" "$elsewhere/home" "$elsewhere/debs"
+flags=()
+for flag in "$@"; do
+  name="${flag%%=*}" value="${flag#*=}"
+  if [[ "$flag" == --debs_dir=* ]]; then
+    # Written newest name first: a directory listing comes out in another
+    # order than Bazel's.
+    for deb in $(ls "$value" | sort -r); do
+      cp "$value/$deb" "$elsewhere/debs/$deb"
+    done
+    flags+=("--debs_dir=$elsewhere/debs")
+  elif [[ "$flag" == --*=* && -e "$value" ]]; then
+    [[ "$value" == /* ]] || value="$PWD/$value"
+    flags+=("$name=$value")
+  else
+    flags+=("$flag")
+  fi
 done
-echo "$built: two rebuilds identical, sha256 $want"
+[[ "$tool" == /* ]] || tool="$PWD/$tool"
+(
+  cd "$elsewhere/cwd"
+  umask 0077
+  env -i PATH="$PATH" HOME="$elsewhere/home" TZ=FCVM-14 \
+    LANG=C.UTF-8 LC_ALL=C.UTF-8 TMPDIR="$elsewhere" \
+    "$tool" "${flags[@]}" --output="$elsewhere/rebuild-2" 2>/dev/null
+)
+check 2 "$elsewhere/rebuild-2"
+echo "$built: two rebuilds identical (the second in another time zone, locale," \
+  "umask, working directory and input order), sha256 $want"

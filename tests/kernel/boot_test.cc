@@ -210,8 +210,8 @@ TEST(KernelBootTest, ProbeReportsEveryFeature) {
   EXPECT_THAT(console,
               ::testing::HasSubstr(absl::StrCat(
                   "FCVM-PROBE-DONE passed=", kChecks.size(), " failed=0")));
-  // TCG is slow, but a healthy boot of this tiny system is quick.
-  EXPECT_LT(boot->wall, absl::Seconds(120));
+  // How long it took is a measurement, not a verdict: printed above
+  // ("accel=... wall=..."), collected by bench/kernel_boot.sh.
 }
 
 }  // namespace
