@@ -58,12 +58,19 @@ std::string HttpRequest::Header(const std::string& lower_name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartTcp(
-    Handler handler, const std::string& ip) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartTcp(
+    Handler handler, const std::string& ip, uint16_t port,
+    const std::string& device) {
   UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listener) return ErrnoStatus("socket");
+  if (!device.empty() &&
+      setsockopt(listener.get(), SOL_SOCKET, SO_BINDTODEVICE, device.data(),
+                 static_cast<socklen_t>(device.size())) != 0) {
+    return ErrnoStatus(absl::StrCat("SO_BINDTODEVICE ", device));
+  }
   sockaddr_in address = {};
   address.sin_family = AF_INET;
+  address.sin_port = htons(port);
   if (inet_pton(AF_INET, ip.c_str(), &address.sin_addr) != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("not an IPv4 address: ", ip));
@@ -81,7 +88,7 @@ absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartTcp(
                          ntohs(address.sin_port), std::move(handler)));
 }
 
-absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartUnix(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartUnix(
     const std::string& path, Handler handler) {
   sockaddr_un address = {};
   address.sun_family = AF_UNIX;

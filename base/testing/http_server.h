@@ -39,9 +39,12 @@ class HttpTestServer {
  public:
   using Handler = std::function<HttpAnswer(const HttpRequest&)>;
 
-  static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartTcp(
-      Handler handler, const std::string& ip = "127.0.0.1");
-  static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartUnix(
+  // `port` 0: an ephemeral one. `device`: bound to that network device
+  // (SO_BINDTODEVICE), so one address can be served on several devices.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartTcp(
+      Handler handler, const std::string& ip = "127.0.0.1", uint16_t port = 0,
+      const std::string& device = "");
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartUnix(
       const std::string& path, Handler handler);
   // Stops serving; a request in progress is finished first.
   ~HttpTestServer();
