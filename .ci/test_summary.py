@@ -1,7 +1,11 @@
 #!/usr/bin/python3
-"""Counts test cases from a Bazel Build Event Protocol JSON file.
+"""Counts test cases from Bazel Build Event Protocol JSON files.
 
-Usage: test_summary.py BEP_JSON_FILE
+Usage: test_summary.py BEP_JSON_FILE...
+
+Several files are one run in parts (CI runs the tests a normal user can run
+as a normal user, then the rest as root): a target filtered out of one part
+has its result in another.
 
 Reads each test target's final result and its test.xml (JUnit XML, written by
 GoogleTest or by Bazel itself), and prints one line per failing or skipped case
@@ -34,32 +38,33 @@ def xml_cases(path):
 
 
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
     tests = set()  # Labels of configured test targets.
     results = {}  # Label -> (status, test.xml path or None), last attempt.
     cached = set()  # Labels whose result came from a cache.
-    with open(argv[1]) as f:
-        for line in f:
-            event = json.loads(line)
-            ident = event.get("id", {})
-            if "targetConfigured" in ident and "testSize" in event.get(
-                    "configured", {}):
-                tests.add(ident["targetConfigured"]["label"])
-            if "testResult" in ident and "testResult" in event:
-                label = ident["testResult"]["label"]
-                xml = None
-                for output in event["testResult"].get("testActionOutput", []):
-                    if output.get("name") == "test.xml" and "uri" in output:
-                        xml = urllib.parse.urlparse(output["uri"]).path
-                results[label] = (event["testResult"].get("status"), xml)
-                result = event["testResult"]
-                if result.get("cachedLocally") or result.get(
-                        "executionInfo", {}).get("cachedRemotely"):
-                    cached.add(label)
-                else:
-                    cached.discard(label)
+    for path in argv[1:]:
+        with open(path) as f:
+            for line in f:
+                event = json.loads(line)
+                ident = event.get("id", {})
+                if "targetConfigured" in ident and "testSize" in event.get(
+                        "configured", {}):
+                    tests.add(ident["targetConfigured"]["label"])
+                if "testResult" in ident and "testResult" in event:
+                    label = ident["testResult"]["label"]
+                    xml = None
+                    for output in event["testResult"].get("testActionOutput", []):
+                        if output.get("name") == "test.xml" and "uri" in output:
+                            xml = urllib.parse.urlparse(output["uri"]).path
+                    results[label] = (event["testResult"].get("status"), xml)
+                    result = event["testResult"]
+                    if result.get("cachedLocally") or result.get(
+                            "executionInfo", {}).get("cachedRemotely"):
+                        cached.add(label)
+                    else:
+                        cached.discard(label)
 
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for label in sorted(tests | set(results)):

@@ -1,32 +1,47 @@
-// fcvm inspect NAME...: the VM's state as JSON (an array, as podman does).
+// fcvm inspect NAME...: the VMs' states as JSON (an array, as Podman does),
+// with whether each one's owner lives.
 #include <cstdio>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
-#include "runner/cli/cli.h"
+#include "runner/cli/command.h"
+#include "runner/state/lease.h"
 
 namespace fcvm::runner {
+namespace {
 
-int InspectCommand(Cli& cli, const std::vector<std::string>& args) {
-  if (args.empty()) return Complain(2, "inspect: which VM? fcvm inspect NAME");
+int Inspect(Context& ctx, const std::vector<std::string>& names) {
   std::vector<std::string> items;
   int code = 0;
-  for (const std::string& name : args) {
-    absl::StatusOr<VmState> state = cli.store.Read(name);
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  for (const std::string& name : names) {
+    absl::StatusOr<VmState> state = ctx.store.Read(name);
     if (!state.ok()) {
-      code = Complain(1, std::string(state.status().message()));
+      code = Complain(1, state.status());
       continue;
     }
-    google::protobuf::util::JsonPrintOptions options;
-    options.add_whitespace = true;
-    options.preserve_proto_field_names = true;
     std::string json;
     (void)google::protobuf::util::MessageToJsonString(*state, &json, options);
+    // One field that is not in the state file: the lease's answer now.
+    json.insert(1, Lease::Held(state->dir()) ? "\n \"owner_alive\": true,"
+                                             : "\n \"owner_alive\": false,");
     items.push_back(json);
   }
   std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
   return code;
+}
+
+}  // namespace
+
+Command InspectCommand() {
+  return {"inspect", "the VMs' states as JSON", {},
+          [](CLI::App& app, Context& ctx) -> std::function<int()> {
+            auto names = std::make_shared<std::vector<std::string>>();
+            app.add_option("NAME", *names, "VMs")->required();
+            return [&ctx, names] { return Inspect(ctx, *names); };
+          }};
 }
 
 }  // namespace fcvm::runner

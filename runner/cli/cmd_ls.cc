@@ -1,66 +1,59 @@
-// fcvm ls [--json]: every VM, newest state, without taking any lock.
+// fcvm ls [--json]: every VM, its newest state and whether its owner lives
+// (its lease, asked without waiting); no lock is taken.
 #include <cstdio>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
-#include "runner/cli/cli.h"
+#include "runner/cli/command.h"
+#include "runner/vm/listing.h"
 
 namespace fcvm::runner {
 namespace {
 
-std::string Status(const VmState& s) {
-  const bool live_phase =
-      s.phase() == VmState::CREATING || s.phase() == VmState::BOOTING ||
-      s.phase() == VmState::RUNNING || s.phase() == VmState::STOPPING;
-  if (live_phase && !SupervisorAlive(s)) return "dead (fcvm gc)";
-  std::string phase = absl::AsciiStrToLower(VmState::Phase_Name(s.phase()));
-  if (s.phase() == VmState::EXITED)
-    absl::StrAppend(&phase, " (", s.exit_code(), ")");
-  return phase;
-}
-
-}  // namespace
-
-int LsCommand(Cli& cli, const std::vector<std::string>& args) {
-  bool json = false;
-  for (const std::string& arg : args) {
-    if (arg == "--json") {
-      json = true;
-    } else {
-      return Complain(2, absl::StrCat("ls: unknown argument '", arg, "'"));
-    }
-  }
-  absl::StatusOr<std::vector<VmState>> all = cli.store.List();
-  if (!all.ok()) return Complain(1, std::string(all.status().message()));
+int Ls(Context& ctx, bool json) {
+  absl::StatusOr<std::vector<ListedVm>> vms = ListVms(ctx.store);
+  if (!vms.ok()) return Complain(1, vms.status());
   if (json) {
     std::vector<std::string> items;
-    for (const VmState& s : *all) {
+    for (const ListedVm& vm : *vms) {
+      VmState shown = vm.entry.state.ok() ? *vm.entry.state : VmState();
+      shown.set_name(vm.entry.name);
+      if (!vm.entry.state.ok()) shown.set_error(std::string(vm.entry.state.status().message()));
       std::string item;
-      (void)google::protobuf::util::MessageToJsonString(s, &item);
+      (void)google::protobuf::util::MessageToJsonString(shown, &item);
       items.push_back(item);
     }
     std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
     return 0;
   }
-  std::printf("%-24s %-18s %-28s %-10s %s\n", "NAME", "STATUS", "IMAGE",
+  std::printf("%-24s %-20s %-28s %-16s %s\n", "NAME", "STATUS", "IMAGE",
               "BACKEND", "PORTS");
-  for (const VmState& s : *all) {
+  for (const ListedVm& vm : *vms) {
+    const VmState s = vm.entry.state.ok() ? *vm.entry.state : VmState();
     std::vector<std::string> ports;
-    for (const agent::PortMapping& p : s.ports()) {
+    for (const PublishedPort& p : s.ports()) {
       ports.push_back(absl::StrCat("127.0.0.1:", p.host_port(), "->",
                                    p.guest_port(), "/", p.protocol()));
     }
-    std::printf(
-        "%-24s %-18s %-28s %-10s %s\n", s.name().c_str(), Status(s).c_str(),
-        s.image().c_str(),
-        absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
-            .c_str(),
-        absl::StrJoin(ports, ", ").c_str());
+    std::printf("%-24s %-20s %-28s %-16s %s\n", vm.entry.name.c_str(),
+                StatusText(vm).c_str(), s.image().c_str(),
+                absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
+                    .c_str(),
+                absl::StrJoin(ports, ", ").c_str());
   }
   return 0;
+}
+
+}  // namespace
+
+Command LsCommand() {
+  return {"ls", "list VMs", {"ps", "list"},
+          [](CLI::App& app, Context& ctx) -> std::function<int()> {
+            auto json = std::make_shared<bool>(false);
+            app.add_flag("--json", *json, "one JSON array of the VMs' states");
+            return [&ctx, json] { return Ls(ctx, *json); };
+          }};
 }
 
 }  // namespace fcvm::runner

@@ -1,18 +1,18 @@
-// fcvm netns-holder NAME: not for users. The supervisor of a VM with
-// rootless networking starts it; it enters new user and network
-// namespaces, builds the VM's TAP and rules there, and holds the
-// namespaces until its stdin closes (see runner/network/rootless.h).
-#include "absl/strings/str_cat.h"
-#include "runner/cli/cli.h"
+// fcvm netns-holder: not for users. The supervisor of a VM with rootless
+// networking starts it and hands it the VM's network on stdin; it enters
+// new user and network namespaces, builds the VM's TAP and table there,
+// and holds the namespaces until its stdin closes (runner/net/rootless.h).
+#include "runner/cli/command.h"
 #include "runner/net/rootless.h"
 
 namespace fcvm::runner {
 
-int NetnsHolderCommand(Cli& cli, const std::vector<std::string>& args) {
-  if (args.size() != 1) return Complain(2, "usage: fcvm netns-holder NAME");
-  absl::StatusOr<VmState> state = cli.store.Read(args[0]);
-  if (!state.ok()) return Complain(1, std::string(state.status().message()));
-  return net::NetnsHolderMain(*state);
+Command NetnsHolderCommand() {
+  return {"netns-holder", "internal: holds a VM's rootless namespaces", {},
+          [](CLI::App&, Context&) -> std::function<int()> {
+            return [] { return net::NetnsHolderMain(); };
+          },
+          /*hidden=*/true};
 }
 
 }  // namespace fcvm::runner

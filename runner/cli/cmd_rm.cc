@@ -1,54 +1,36 @@
-// fcvm rm [-f] NAME...: removes a stopped VM: its directory, with the
-// writable disk, sockets and logs (-f stops it first).
-#include "absl/strings/str_cat.h"
-#include "runner/cli/cli.h"
-#include "runner/net/vm_network.h"
-#include "runner/state/process.h"
+// fcvm rm [-f] NAME...: removes VMs that are not running (directory,
+// writable disk, sockets, logs); -f stops them first.
+#include <cstdio>
+
+#include "runner/cli/command.h"
+#include "runner/vm/remove.h"
 
 namespace fcvm::runner {
 
-int RmCommand(Cli& cli, const std::vector<std::string>& args) {
-  bool force = false;
-  std::vector<std::string> names;
-  for (const std::string& arg : args) {
-    if (arg == "-f" || arg == "--force") {
-      force = true;
-    } else {
-      names.push_back(arg);
-    }
-  }
-  if (names.empty()) return Complain(2, "rm: which VM? fcvm rm [-f] NAME");
-  int code = 0;
-  for (const std::string& name : names) {
-    absl::StatusOr<VmState> state = cli.store.Read(name);
-    if (state.ok()) {
-      const bool running =
-          SupervisorAlive(*state) ||
-          SameProcessAlive(state->vmm_pid(), state->vmm_start_ticks());
-      if (running && !force) {
-        code = Complain(1, absl::StrCat("VM '", name,
-                                        "' is running: fcvm stop it first, "
-                                        "or fcvm rm -f"));
-        continue;
-      }
-      if (running) (void)StopVm(cli, name, absl::Seconds(60));
-    } else if (absl::IsNotFound(state.status())) {
-      code = Complain(1, std::string(state.status().message()));
-      continue;
-    }
-    // Idempotent: the supervisor normally did it already.
-    if (state.ok()) {
-      if (absl::Status down = net::TearDownNetwork(*state); !down.ok()) {
-        code = Complain(1, std::string(down.message()));
-        continue;
-      }
-    }
-    // A damaged state file is no reason to keep the directory.
-    if (absl::Status removed = cli.store.Remove(name); !removed.ok()) {
-      code = Complain(1, std::string(removed.message()));
-    }
-  }
-  return code;
+Command RmCommand() {
+  return {"rm", "remove stopped VMs (-f: stop them first)", {},
+          [](CLI::App& app, Context& ctx) -> std::function<int()> {
+            auto force = std::make_shared<bool>(false);
+            auto names = std::make_shared<std::vector<std::string>>();
+            app.add_flag("-f,--force", *force, "stop a running VM first");
+            app.add_option("NAME", *names, "VMs")->required();
+            return [&ctx, force, names] {
+              int code = 0;
+              for (const std::string& name : *names) {
+                absl::StatusOr<RemoveResult> removed =
+                    RemoveVm(ctx.store, name, *force);
+                if (!removed.ok()) {
+                  code = Complain(1, removed.status());
+                } else if (!removed->quarantined.empty()) {
+                  std::printf(
+                      "%s: its state cannot be read; moved to %s (delete it "
+                      "once nothing uses its disk)\n",
+                      name.c_str(), removed->quarantined.c_str());
+                }
+              }
+              return code;
+            };
+          }};
 }
 
 }  // namespace fcvm::runner

@@ -1,14 +1,16 @@
 #!/bin/bash
-# //runner:vm: `fcvm run "$@"` with the kernel, base.ext4 and the OCI
-# images this target carries as runfiles (listed in vm_assets.txt).
-# Global fcvm flags come from the environment (FCVM_STATE_DIR).
+# //runner:vm (and vm_x86_64, vm_aarch64): `fcvm run "$@"` with the kernel,
+# base.ext4 and OCI images this launcher carries as runfiles (listed in
+# <launcher>_assets.txt). Global fcvm flags come from the environment
+# (FCVM_STATE_DIR, FCVM_FIRECRACKER).
 set -euo pipefail
+launcher="$(basename "$0")"
 for root in "${RUNFILES_DIR:-/nonexistent}/fcvm" "${0}.runfiles/fcvm" \
             "${TEST_SRCDIR:-/nonexistent}/fcvm" "${PWD}"; do
-  [[ -f "${root}/runner/cli/vm_assets.txt" ]] && break
+  [[ -f "${root}/runner/cli/${launcher}_assets.txt" ]] && break
 done
-if [[ ! -f "${root}/runner/cli/vm_assets.txt" ]]; then
-  echo "fcvm: //runner:vm cannot find its runfiles (run it with bazel run)" >&2
+if [[ ! -f "${root}/runner/cli/${launcher}_assets.txt" ]]; then
+  echo "fcvm: //runner:${launcher} cannot find its runfiles (run it with bazel run)" >&2
   exit 2
 fi
 flags=()
@@ -16,7 +18,8 @@ while read -r flag; do
   # --kernel=PATH, --oci=NAME=PATH: runfiles paths, made absolute.
   case "${flag}" in
     --oci=*) name="${flag#--oci=}"; flags+=("--oci=${name%%=*}=${root}/${name#*=}") ;;
+    --arch=*) flags+=("${flag}") ;;
     *) flags+=("${flag%%=*}=${root}/${flag#*=}") ;;
   esac
-done <"${root}/runner/cli/vm_assets.txt"
+done <"${root}/runner/cli/${launcher}_assets.txt"
 exec "${root}/runner/fcvm" "${flags[@]}" run "$@"

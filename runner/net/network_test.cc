@@ -40,11 +40,11 @@ TEST(TapTest, CreateAddressDelete) {
               HasSubstr("must be 1 to 15 characters"));
 }
 
-VmRules Rules(const std::string& vm, const std::string& tap,
+VmRules Rules(const std::string& id, const std::string& tap,
               const std::string& subnet, const std::string& guest,
               uint32_t host_port) {
-  VmRules rules{vm, tap, subnet, guest, {}};
-  agent::PortMapping port;
+  VmRules rules{VmTableName(id), tap, subnet, guest, {}};
+  PublishedPort port;
   port.set_host_port(host_port);
   port.set_guest_port(80);
   port.set_protocol("tcp");
@@ -52,43 +52,41 @@ VmRules Rules(const std::string& vm, const std::string& tap,
   return rules;
 }
 
-TEST(NftTest, RulesOfEachVmComeAndGoTogether) {
-  ASSERT_TRUE(AddVmRules(Rules("web", "fc-aaaaaaaa", "10.213.0.4/30",
-                               "10.213.0.6", 8080))
-                  .ok());
-  ASSERT_TRUE(AddVmRules(Rules("db", "fc-bbbbbbbb", "10.213.0.8/30",
-                               "10.213.0.10", 5432))
-                  .ok());
-  absl::StatusOr<std::string> table = ListTable();
+TEST(NftTest, EachVmHasATableOfItsOwnCreatedAndDeletedWhole) {
+  const VmRules web = Rules("00000000000000aa", "fc-aaaaaaaa",
+                            "10.213.0.4/30", "10.213.0.6", 8080);
+  const VmRules db = Rules("00000000000000bb", "fc-bbbbbbbb",
+                           "10.213.0.8/30", "10.213.0.10", 5432);
+  ASSERT_TRUE(CreateVmTable(web).ok());
+  ASSERT_TRUE(CreateVmTable(db).ok());
+  absl::StatusOr<std::string> table = ListTable(web.table);
   ASSERT_TRUE(table.ok()) << table.status();
   std::cout << *table;
+  EXPECT_THAT(*table, HasSubstr("table ip fcvm-00000000000000aa"));
   EXPECT_THAT(*table, HasSubstr("tcp dport 8080 dnat to 10.213.0.6:80"));
-  EXPECT_THAT(*table, HasSubstr("comment \"fcvm:web\""));
-  EXPECT_THAT(
-      *table,
-      HasSubstr(
-          "ip saddr 10.213.0.8/30 oifname != \"fc-bbbbbbbb\" masquerade"));
-  EXPECT_THAT(*VmsWithRules(), ElementsAre("db", "web"));
+  EXPECT_THAT(*table, Not(HasSubstr("5432")));
+  EXPECT_THAT(*ListTable(db.table),
+              HasSubstr("ip saddr 10.213.0.8/30 oifname != \"fc-bbbbbbbb\" "
+                        "masquerade"));
+  // The same VM twice is refused: an id names one VM.
+  EXPECT_FALSE(CreateVmTable(web).ok());
 
-  ASSERT_TRUE(RemoveVmRules("web").ok());
-  EXPECT_THAT(*VmsWithRules(), ElementsAre("db"));
-  table = ListTable();
-  EXPECT_THAT(*table, Not(HasSubstr("fcvm:web")));
-  EXPECT_THAT(*table, HasSubstr("dport 5432"));
-  EXPECT_TRUE(RemoveVmRules("web").ok());  // Nothing left: fine.
-  ASSERT_TRUE(RemoveVmRules("db").ok());
-  EXPECT_TRUE(VmsWithRules()->empty());
+  ASSERT_TRUE(DeleteVmTable(web.table).ok());
+  EXPECT_FALSE(ListTable(web.table).ok());
+  EXPECT_THAT(*ListTable(db.table), HasSubstr("dport 5432"));
+  EXPECT_TRUE(DeleteVmTable(web.table).ok());  // Not there: fine.
+  ASSERT_TRUE(DeleteVmTable(db.table).ok());
+  EXPECT_FALSE(ListTable(db.table).ok());
 }
 
 TEST(NftTest, ABadBatchAddsNothingAndSaysWhy) {
-  VmRules rules = Rules("bad", "fc-cccccccc", "10.213.0.12/30", "not-an-ip", 1);
-  absl::Status added = AddVmRules(rules);
+  VmRules rules = Rules("00000000000000cc", "fc-cccccccc", "10.213.0.12/30",
+                        "not-an-ip", 1);
+  absl::Status added = CreateVmTable(rules);
   ASSERT_FALSE(added.ok());
   EXPECT_THAT(added.message(), HasSubstr("nftables: "));
   EXPECT_THAT(added.message(), HasSubstr("not-an-ip"));
-  absl::StatusOr<std::vector<std::string>> vms = VmsWithRules();
-  ASSERT_TRUE(vms.ok());
-  EXPECT_THAT(*vms, Not(::testing::Contains("bad")));
+  EXPECT_FALSE(ListTable(rules.table).ok()) << "half a table was left";
 }
 
 }  // namespace

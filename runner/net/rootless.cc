@@ -23,7 +23,7 @@
 #include "base/unix_socket.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "runner/net/vm_network.h"
+#include "runner/net/tap_network.h"
 
 namespace fcvm::runner::net {
 namespace {
@@ -32,7 +32,7 @@ constexpr char kLog[] = "network.log";
 
 // Writes `text` to /proc/self/`file` in one write(), as the kernel wants
 // for id maps.
-absl::Status WriteProcSelf(const std::string& file, const std::string& text) {
+[[nodiscard]] absl::Status WriteProcSelf(const std::string& file, const std::string& text) {
   const std::string path = absl::StrCat("/proc/self/", file);
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_WRONLY | O_CLOEXEC));
   if (write(fd.get(), text.data(), text.size()) !=
@@ -45,7 +45,7 @@ absl::Status WriteProcSelf(const std::string& file, const std::string& text) {
 // One line (without its newline) from `fd`, read a byte at a time so that
 // nothing after it is consumed. Fails at end of file, at `deadline`, or
 // when `watch` (if valid) becomes readable first: the helper ended.
-absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline, int watch) {
+[[nodiscard]] absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline, int watch) {
   std::string line;
   for (;;) {
     pollfd fds[2] = {{fd, POLLIN, 0}, {watch, POLLIN, 0}};
@@ -81,7 +81,7 @@ std::string LastLogLine(const std::string& dir) {
   return std::string(text.substr(text.rfind('\n') + 1));
 }
 
-absl::Status SendToSlirp(const std::string& api, const std::string& request,
+[[nodiscard]] absl::Status SendToSlirp(const std::string& api, const std::string& request,
                          absl::Duration timeout) {
   ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnixStreamWhenReady(
                                     api, "slirp4netns's API", timeout));
@@ -96,7 +96,7 @@ absl::Status SendToSlirp(const std::string& api, const std::string& request,
 
 }  // namespace
 
-absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted) {
+[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted) {
   const bool pasta = InPath(kPasta), slirp = InPath(kSlirp4netns);
   if (wanted == kPasta || (wanted == "auto" && pasta)) {
     if (pasta) return std::string(kPasta);
@@ -120,7 +120,7 @@ absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted) {
 
 std::vector<std::string> HelperArgv(
     const std::string& helper, pid_t holder, const std::string& api_socket,
-    const std::vector<agent::PortMapping>& ports, bool as_root) {
+    const std::vector<PublishedPort>& ports, bool as_root) {
   if (helper == kSlirp4netns) {
     // --disable-host-loopback: the guest must not reach the host's own
     // loopback services through 10.0.2.2.
@@ -139,7 +139,7 @@ std::vector<std::string> HelperArgv(
       kPasta,        "--foreground", "--quiet", "--config-net", "--ipv4-only",
       "--no-map-gw", "-T",           "none",    "-U",           "none"};
   bool tcp = false, udp = false;
-  for (const agent::PortMapping& port : ports) {
+  for (const PublishedPort& port : ports) {
     const bool is_udp = port.protocol() == "udp";
     argv.push_back(is_udp ? "-u" : "-t");
     argv.push_back(absl::StrCat("127.0.0.1/", port.host_port()));
@@ -152,7 +152,7 @@ std::vector<std::string> HelperArgv(
   return argv;
 }
 
-std::string SlirpHostForwardRequest(const agent::PortMapping& port) {
+std::string SlirpHostForwardRequest(const PublishedPort& port) {
   google::protobuf::Struct request;
   auto& fields = *request.mutable_fields();
   fields["execute"].set_string_value("add_hostfwd");
@@ -167,7 +167,7 @@ std::string SlirpHostForwardRequest(const agent::PortMapping& port) {
   return json;
 }
 
-absl::Status SlirpResponseStatus(const std::string& response) {
+[[nodiscard]] absl::Status SlirpResponseStatus(const std::string& response) {
   google::protobuf::Struct parsed;
   if (!google::protobuf::util::JsonStringToMessage(response, &parsed).ok()) {
     return absl::DataLossError(
@@ -187,7 +187,7 @@ absl::Status SlirpResponseStatus(const std::string& response) {
       absl::StrCat("slirp4netns refused: ", why));
 }
 
-absl::Status EnterOwnNamespaces() {
+[[nodiscard]] absl::Status EnterOwnNamespaces() {
   const uid_t uid = geteuid();
   const gid_t gid = getegid();
   if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
@@ -205,7 +205,7 @@ absl::Status EnterOwnNamespaces() {
   return agent::SetLinkUp("lo");
 }
 
-absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
+[[nodiscard]] absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
                                           absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
@@ -249,7 +249,7 @@ absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
   }
 }
 
-int NetnsHolderMain(const VmState& state) {
+int NetnsHolderMain() {
   auto say = [](const std::string& line) {
     (void)WriteAll(STDOUT_FILENO, absl::StrCat(line, "\n"), "stdout");
   };
@@ -257,10 +257,20 @@ int NetnsHolderMain(const VmState& state) {
     say(absl::StrCat("error: ", status.message()));
     return 1;
   };
+  absl::StatusOr<std::string> given =
+      ReadLine(STDIN_FILENO, absl::Now() + absl::Seconds(10), -1);
+  if (!given.ok()) return fail(Annotate(given.status(), "reading the network"));
+  VmState state;
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(*given, &state);
+      !parsed.ok()) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("the network handed over is not a VM state: ",
+                     std::string(parsed.message()))));
+  }
   if (absl::Status entered = EnterOwnNamespaces(); !entered.ok()) {
     return fail(entered);
   }
-  if (absl::Status made = CreateTapAndRules(state); !made.ok()) {
+  if (absl::Status made = CreateTapAndTable(state); !made.ok()) {
     return fail(made);
   }
   say("ready");
@@ -283,7 +293,7 @@ int NetnsHolderMain(const VmState& state) {
   }
 }
 
-absl::StatusOr<RootlessNetwork> RootlessNetwork::Start(
+[[nodiscard]] absl::StatusOr<RootlessNetwork> RootlessNetwork::Start(
     const VmState& state, std::vector<std::string> holder_argv,
     const std::string& dir, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -299,6 +309,17 @@ absl::StatusOr<RootlessNetwork> RootlessNetwork::Start(
   holder.stderr_file = log;
   ASSIGN_OR_RETURN(Subprocess started, Subprocess::Start(std::move(holder)));
   network.holder_.emplace(std::move(started));
+  // Hand over what the holder builds: the VM's id, network and ports.
+  VmState handed;
+  handed.set_id(state.id());
+  *handed.mutable_network() = state.network();
+  *handed.mutable_ports() = state.ports();
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(handed, &json).ok()) {
+    return absl::InternalError("the VM's network does not print as JSON");
+  }
+  RETURN_IF_ERROR(WriteAll(network.holder_->stdin_pipe().get(),
+                           absl::StrCat(json, "\n"), "netns holder"));
   // The holder's answers, or why there is none.
   auto answer = [&](int watch) -> absl::StatusOr<std::string> {
     absl::StatusOr<std::string> line =
@@ -325,7 +346,7 @@ absl::StatusOr<RootlessNetwork> RootlessNetwork::Start(
   }
 
   const std::string api = absl::StrCat(dir, "/slirp4netns.sock");
-  const std::vector<agent::PortMapping> ports(state.ports().begin(),
+  const std::vector<PublishedPort> ports(state.ports().begin(),
                                               state.ports().end());
   SubprocessOptions options;
   options.argv =
@@ -345,7 +366,7 @@ absl::StatusOr<RootlessNetwork> RootlessNetwork::Start(
   network.uplink_ = uplink.substr(7);
 
   if (helper == kSlirp4netns) {
-    for (const agent::PortMapping& port : ports) {
+    for (const PublishedPort& port : ports) {
       absl::Status forwarded =
           SendToSlirp(api, SlirpHostForwardRequest(port),
                       std::max(deadline - absl::Now(), absl::Seconds(1)));

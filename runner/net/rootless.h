@@ -5,14 +5,14 @@
 // kind; QEMU's too with --network pasta|slirp4netns). The VM gets a network
 // namespace of its own, owned by a user namespace of the user's own, and in
 // it the same TAP, /30 and nftables rules privileged mode puts on the host
-// (CreateTapAndRules, run inside). A user-mode network stack links that
+// (CreateTapAndTable, run inside). A user-mode network stack links that
 // namespace to the host: pasta (from passt) or slirp4netns, whichever is
 // installed. It forwards each published port from the host's 127.0.0.1:H
 // to the namespace's port H, where the VM's DNAT rule sends it on to the
 // guest; the guest's own traffic is masqueraded out of the namespace's
 // uplink and leaves through the helper's ordinary sockets.
 //
-// Three processes: `fcvm netns-holder NAME` enters new namespaces, builds
+// Three processes: `fcvm netns-holder` enters new namespaces, builds
 // the TAP and rules there and stays (the namespaces live while it or the
 // VMM does); the helper attaches to it by pid; the VMM joins it through
 // nsenter (VmmCommand in runner/vmm.h).
@@ -26,19 +26,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/plan.pb.h"
 #include "base/subprocess.h"
+#include "runner/net/tap_network.h"
 #include "runner/state/state.pb.h"
+#include "runner/vmm/vm_spec.pb.h"
 
 namespace fcvm::runner::net {
-
-inline constexpr char kPasta[] = "pasta";
-inline constexpr char kSlirp4netns[] = "slirp4netns";
 
 // The helper for `wanted`: "pasta" or "slirp4netns" if that is installed,
 // "auto" the first installed of the two. The error names the Debian
 // package to install.
-absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted);
+[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted);
 
 // The helper's command line: attach to the namespaces of `holder`, forward
 // `ports` (pasta: on its command line; slirp4netns takes them through its
@@ -47,33 +45,36 @@ absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted);
 // not enter a namespace root owns).
 std::vector<std::string> HelperArgv(
     const std::string& helper, pid_t holder, const std::string& api_socket,
-    const std::vector<agent::PortMapping>& ports, bool as_root);
+    const std::vector<PublishedPort>& ports, bool as_root);
 
 // slirp4netns's API request forwarding `port`: the host's 127.0.0.1:H to
 // the namespace's port H (the DNAT rule there takes it to the guest).
-std::string SlirpHostForwardRequest(const agent::PortMapping& port);
+std::string SlirpHostForwardRequest(const PublishedPort& port);
 
 // What slirp4netns answered: OK for {"return": ...}, else its error's
 // words.
-absl::Status SlirpResponseStatus(const std::string& response);
+[[nodiscard]] absl::Status SlirpResponseStatus(const std::string& response);
 
 // In the holder: leaves the caller's user and network namespaces for new
 // ones where it is root (its own uid and gid mapped to 0), with loopback
 // up.
-absl::Status EnterOwnNamespaces();
+[[nodiscard]] absl::Status EnterOwnNamespaces();
 
 // In the holder: waits until the helper has configured the uplink: an
 // interface other than lo and `tap` with an IPv4 address, and a default
 // route. Returns "IFNAME ADDRESS/PREFIX".
-absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
+[[nodiscard]] absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
                                           absl::Duration timeout);
 
-// The body of `fcvm netns-holder NAME`. Speaks lines on stdin/stdout with
-// RootlessNetwork::Start: "ready" once the namespaces, TAP and rules are
-// there; on "uplink", "uplink IFNAME ADDRESS" once the helper has set the
-// namespace up; "error: WHY" instead of either, and exit 1. Then it waits
-// for the end of its stdin. Returns the exit code.
-int NetnsHolderMain(const VmState& state);
+// The body of `fcvm netns-holder`. Speaks lines on stdin/stdout with
+// RootlessNetwork::Start: first it reads the VM's network (a VmState with
+// id, network and ports, as one line of protobuf JSON: the supervisor hands
+// it over, nothing is read back from the store), then says "ready" once the
+// namespaces, TAP and table are there; on "uplink", "uplink IFNAME
+// ADDRESS" once the helper has set the namespace up; "error: WHY" instead
+// of either, and exit 1. Then it waits for the end of its stdin. Returns
+// the exit code.
+int NetnsHolderMain();
 
 // The namespace, its holder and its helper, for one VM. Destroying it ends
 // both processes (the namespace goes once the VMM has ended too).
@@ -83,7 +84,7 @@ class RootlessNetwork {
   // state.network().mode(); returns once the guest's network is complete:
   // TAP and rules in the namespace, uplink configured, ports forwarded.
   // Both log to `dir`/network.log, whose last line failures quote.
-  static absl::StatusOr<RootlessNetwork> Start(
+  [[nodiscard]] static absl::StatusOr<RootlessNetwork> Start(
       const VmState& state, std::vector<std::string> holder_argv,
       const std::string& dir, absl::Duration timeout = absl::Seconds(20));
 

@@ -19,9 +19,9 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-agent::PortMapping Port(uint32_t host, uint32_t guest,
+PublishedPort Port(uint32_t host, uint32_t guest,
                         const std::string& protocol) {
-  agent::PortMapping port;
+  PublishedPort port;
   port.set_host_port(host);
   port.set_guest_port(guest);
   port.set_protocol(protocol);

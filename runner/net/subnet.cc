@@ -45,7 +45,7 @@ bool Subnet::Overlaps(const Subnet& other) const {
   return (network & mask) == (other.network & mask);
 }
 
-absl::StatusOr<Subnet> ParseSubnet(const std::string& cidr) {
+[[nodiscard]] absl::StatusOr<Subnet> ParseSubnet(const std::string& cidr) {
   std::vector<std::string> parts = absl::StrSplit(cidr, '/');
   in_addr address;
   int prefix = 0;
@@ -64,7 +64,7 @@ absl::StatusOr<Subnet> ParseSubnet(const std::string& cidr) {
   return Subnet{network, prefix};
 }
 
-absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
+[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
                                       const std::vector<std::string>& used) {
   if (pool.prefix > kVmPrefix) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -25,12 +25,12 @@ struct Subnet {
   bool Overlaps(const Subnet& other) const;
 };
 
-absl::StatusOr<Subnet> ParseSubnet(const std::string& cidr);
+[[nodiscard]] absl::StatusOr<Subnet> ParseSubnet(const std::string& cidr);
 
 // The first /30 of `pool` that overlaps none of `used` (CIDRs of the VMs
 // that exist; unparsable entries are named in the error). Fails with the
 // pool's size when it is full.
-absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
+[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
                                       const std::vector<std::string>& used);
 
 }  // namespace fcvm::runner

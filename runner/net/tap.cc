@@ -19,7 +19,7 @@
 namespace fcvm::runner::net {
 namespace {
 
-absl::StatusOr<UniqueFd> AttachTap(const std::string& name) {
+[[nodiscard]] absl::StatusOr<UniqueFd> AttachTap(const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ) {
     return absl::InvalidArgumentError(absl::StrCat(
         "TAP name '", name, "' must be 1 to ", IFNAMSIZ - 1, " characters"));
@@ -34,7 +34,7 @@ absl::StatusOr<UniqueFd> AttachTap(const std::string& name) {
   return fd;
 }
 
-absl::Status WriteSysctl(const std::string& path, const std::string& value) {
+[[nodiscard]] absl::Status WriteSysctl(const std::string& path, const std::string& value) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_WRONLY | O_CLOEXEC));
   return WriteAll(fd.get(), value, path);
 }
@@ -51,7 +51,7 @@ bool LinkExists(const std::string& name) {
   return if_nametoindex(name.c_str()) != 0;
 }
 
-absl::Status CreateTap(const std::string& name, const std::string& host_cidr) {
+[[nodiscard]] absl::Status CreateTap(const std::string& name, const std::string& host_cidr) {
   if (LinkExists(name)) {
     return absl::AlreadyExistsError(
         absl::StrCat("network device ", name, " exists already (fcvm gc?)"));
@@ -77,7 +77,7 @@ absl::Status CreateTap(const std::string& name, const std::string& host_cidr) {
   return absl::OkStatus();
 }
 
-absl::Status DeleteTap(const std::string& name) {
+[[nodiscard]] absl::Status DeleteTap(const std::string& name) {
   if (!LinkExists(name)) return absl::OkStatus();
   absl::StatusOr<UniqueFd> fd = AttachTap(name);
   if (!fd.ok()) {

@@ -1,101 +1,101 @@
 #include "runner/net/vm_network.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "runner/net/nft.h"
 #include "runner/net/tap.h"
 #include "runner/state/process.h"
-#include "runner/net/subnet.h"
 
 namespace fcvm::runner::net {
-namespace {
-
-// SIGKILL to `pid` if it is still the process started at `ticks`, then a
-// moment for it to go (it is not our child: no reaping).
-void EndProcess(pid_t pid, uint64_t ticks) {
-  if (pid <= 0 || !SameProcessAlive(pid, ticks)) return;
-  kill(pid, SIGKILL);
-  for (int i = 0; i < 100 && SameProcessAlive(pid, ticks); ++i) usleep(10000);
-}
-
-}  // namespace
 
 std::string SubnetPool() {
   const char* pool = std::getenv("FCVM_SUBNET_POOL");
   return pool && *pool ? pool : "10.213.0.0/16";
 }
 
-absl::Status AllocateTapNetwork(StateStore& store, const std::string& mode,
-                                VmState& state) {
-  ASSIGN_OR_RETURN(Subnet pool, ParseSubnet(SubnetPool()));
-  // Allocation and recording happen under the store's lock: two `run`s at
-  // once never get the same subnet.
-  ASSIGN_OR_RETURN(UniqueFd lock, store.LockRoot());
-  ASSIGN_OR_RETURN(std::vector<VmState> all, store.List());
-  std::vector<std::string> used;
-  for (const VmState& other : all) {
-    if (!other.network().subnet().empty())
-      used.push_back(other.network().subnet());
+[[nodiscard]] absl::StatusOr<VmNetwork> VmNetwork::SetUp(
+    const VmState& state, std::vector<std::string> holder_argv) {
+  VmNetwork network(state);
+  const std::string& mode = state.network().mode();
+  if (mode == "tap") {
+    RETURN_IF_ERROR(CreateTapAndTable(state));
+    network.host_tap_ = true;
+  } else if (mode == kPasta || mode == kSlirp4netns) {
+    ASSIGN_OR_RETURN(RootlessNetwork rootless,
+                     RootlessNetwork::Start(state, std::move(holder_argv),
+                                            state.dir()));
+    network.rootless_.emplace(std::move(rootless));
   }
-  ASSIGN_OR_RETURN(Subnet subnet, AllocateSubnet(pool, used));
-  NetworkState& net = *state.mutable_network();
-  net.set_mode(mode);
-  net.set_tap(TapName(state.id()));
-  net.set_subnet(subnet.Cidr());
-  net.set_host_ip(subnet.HostIp());
-  net.set_guest_ip(subnet.GuestIp());
-  net.set_guest_mac(subnet.GuestMac());
-  net.set_nft_table(kTable);
-  net.set_nft_comment(absl::StrCat("fcvm:", state.name()));
-  const NetworkState recorded = net;
-  RETURN_IF_ERROR(
-      store
-          .Update(state.name(),
-                  [&](VmState& s) { *s.mutable_network() = recorded; })
-          .status());
-  return absl::OkStatus();
+  return network;
 }
 
-absl::Status CreateTapAndRules(const VmState& state) {
-  const NetworkState& net = state.network();
-  RETURN_IF_ERROR(CreateTap(net.tap(), absl::StrCat(net.host_ip(), "/30")));
-  VmRules rules{state.name(),
-                net.tap(),
-                net.subnet(),
-                net.guest_ip(),
-                {state.ports().begin(), state.ports().end()}};
-  if (absl::Status added = AddVmRules(rules); !added.ok()) {
-    (void)DeleteTap(net.tap());
-    return added;
+VmNetwork::VmNetwork(VmNetwork&& other) noexcept
+    : state_(std::move(other.state_)),
+      host_tap_(other.host_tap_),
+      rootless_(std::move(other.rootless_)),
+      torn_down_(other.torn_down_) {
+  other.host_tap_ = false;
+  other.rootless_.reset();
+  other.torn_down_ = true;
+}
+
+VmNetwork::~VmNetwork() { (void)TearDown(); }
+
+pid_t VmNetwork::netns_pid() const {
+  return rootless_.has_value() ? rootless_->holder_pid() : 0;
+}
+
+std::string VmNetwork::Describe() const {
+  const NetworkState& net = state_.network();
+  if (rootless_.has_value()) {
+    return absl::StrCat(net.mode(), ", pid ", rootless_->helper_pid(),
+                        "; namespace uplink ", rootless_->uplink(), ", TAP ",
+                        net.tap(), ", guest ", net.guest_ip());
   }
-  return absl::OkStatus();
+  if (host_tap_) {
+    return absl::StrCat("TAP ", net.tap(), " (", net.host_ip(), "), table ip ",
+                        net.nft_table(), ", guest ", net.guest_ip());
+  }
+  return net.mode();
 }
 
-absl::Status SetUpTapNetwork(StateStore& store, VmState& state) {
-  RETURN_IF_ERROR(AllocateTapNetwork(store, "tap", state));
-  return CreateTapAndRules(state);
+[[nodiscard]] absl::Status VmNetwork::TearDown() {
+  if (torn_down_) return absl::OkStatus();
+  torn_down_ = true;
+  absl::Status first = absl::OkStatus();
+  if (rootless_.has_value()) {
+    // The helper and holder end; the namespace, with its TAP and table,
+    // goes once the VMM (the last process in it) has ended too.
+    rootless_.reset();
+    (void)unlink(absl::StrCat(state_.dir(), "/slirp4netns.sock").c_str());
+  }
+  if (host_tap_) {
+    first.Update(DeleteVmTable(state_.network().nft_table()));
+    first.Update(DeleteTap(state_.network().tap()));
+    host_tap_ = false;
+  }
+  return first;
 }
 
-absl::Status TearDownNetwork(const VmState& state) {
+[[nodiscard]] absl::Status TearDownLeftovers(const VmState& state) {
   const NetworkState& net = state.network();
-  if (net.mode() == "pasta" || net.mode() == "slirp4netns") {
+  absl::Status first = absl::OkStatus();
+  if (net.mode() == kPasta || net.mode() == kSlirp4netns) {
     // The helper first: it would otherwise notice the namespace going.
-    EndProcess(net.helper_pid(), net.helper_start_ticks());
-    EndProcess(net.holder_pid(), net.holder_start_ticks());
-    return absl::OkStatus();
+    first.Update(
+        KillRecorded(net.helper_pid(), net.helper_start_ticks(), absl::Seconds(5)));
+    first.Update(
+        KillRecorded(net.holder_pid(), net.holder_start_ticks(), absl::Seconds(5)));
+    return first;
   }
-  if (net.mode() != "tap") return absl::OkStatus();
-  absl::Status rules = RemoveVmRules(state.name());
-  absl::Status tap = state.network().tap().empty()
-                         ? absl::OkStatus()
-                         : DeleteTap(state.network().tap());
-  return rules.ok() ? tap : rules;
+  if (net.mode() != "tap") return first;
+  if (!net.nft_table().empty()) first.Update(DeleteVmTable(net.nft_table()));
+  if (!net.tap().empty()) first.Update(DeleteTap(net.tap()));
+  return first;
 }
 
 }  // namespace fcvm::runner::net

@@ -19,7 +19,7 @@ namespace {
 
 // Copies the data extents of `from` into `to` (same offsets); holes stay
 // holes.
-absl::Status CopyDataExtents(int from, int to, off_t size,
+[[nodiscard]] absl::Status CopyDataExtents(int from, int to, off_t size,
                              const std::string& what) {
   off_t data = 0;
   while (data < size) {
@@ -43,7 +43,7 @@ absl::Status CopyDataExtents(int from, int to, off_t size,
 
 }  // namespace
 
-absl::StatusOr<DiskReport> CreateWritableDisk(
+[[nodiscard]] absl::StatusOr<DiskReport> CreateWritableDisk(
     const std::string& path, uint64_t size_bytes,
     const std::string& template_path) {
   const auto start = std::chrono::steady_clock::now();

@@ -22,7 +22,7 @@ struct DiskReport {
 
 // Creates `path` (never over an existing file) of `size_bytes` (at least
 // the template's size). On error nothing is left behind.
-absl::StatusOr<DiskReport> CreateWritableDisk(
+[[nodiscard]] absl::StatusOr<DiskReport> CreateWritableDisk(
     const std::string& path, uint64_t size_bytes,
     const std::string& template_path = "");
 

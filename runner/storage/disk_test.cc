@@ -21,13 +21,14 @@ std::string Tmp(const std::string& name) {
   return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name);
 }
 
-TEST(DiskTest, BlankDiskIsSparseAndFast) {
+// Sparse: no block is allocated (how long it takes is measured by
+// bench/run_boot.sh, not asserted here).
+TEST(DiskTest, BlankDiskIsSparse) {
   const std::string path = Tmp("blank.img");
   absl::StatusOr<DiskReport> report =
       CreateWritableDisk(path, uint64_t{8} << 30);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->method, "sparse");
-  EXPECT_LT(report->took, absl::Milliseconds(100));
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, int64_t{8} << 30);

@@ -13,17 +13,20 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/json_util.h"
-#include "rootfs/oci.pb.h"
+#include "rootfs/image/oci.pb.h"
 
 namespace fcvm::runner {
 namespace {
+
+// index.json, manifests and configs are a few KiB.
+constexpr int64_t kMaxMetadataBytes = 1 << 20;
 
 struct ReaderDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
 // index.json and the small blobs (manifests, configs), by path.
-absl::StatusOr<std::map<std::string, std::string>> ReadMetadata(
+[[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ReadMetadata(
     const std::string& path) {
   std::unique_ptr<archive, ReaderDeleter> a(archive_read_new());
   archive_read_support_format_tar(a.get());
@@ -40,9 +43,16 @@ absl::StatusOr<std::map<std::string, std::string>> ReadMetadata(
     std::string name = archive_entry_pathname(entry);
     if (absl::StartsWith(name, "./")) name = name.substr(2);
     const int64_t size = archive_entry_size(entry);
-    if (name != "index.json" &&
-        (!absl::StartsWith(name, "blobs/") || size > (1 << 20))) {
-      continue;  // Layers: not needed here.
+    if (name != "index.json" && !absl::StartsWith(name, "blobs/")) continue;
+    // Layers are not needed here; and a size comes from the archive, so
+    // nothing larger than a metadata document is ever allocated for.
+    if (size < 0 || size > kMaxMetadataBytes) {
+      if (name == "index.json") {
+        return absl::DataLossError(absl::StrCat(
+            "OCI archive ", path, ": index.json is ", size,
+            " bytes (at most ", kMaxMetadataBytes, ")"));
+      }
+      continue;
     }
     std::string data(size, '\0');
     if (archive_read_data(a.get(), data.data(), data.size()) != size) {
@@ -59,7 +69,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadMetadata(
 }
 
 template <typename Message>
-absl::StatusOr<Message> Parse(const std::map<std::string, std::string>& files,
+[[nodiscard]] absl::StatusOr<Message> Parse(const std::map<std::string, std::string>& files,
                               const std::string& name,
                               const std::string& archive) {
   auto it = files.find(name);
@@ -85,7 +95,7 @@ std::string BlobPath(const std::string& digest) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<agent::PortMapping>> ExposedPorts(
+[[nodiscard]] absl::StatusOr<std::vector<PublishedPort>> ExposedPorts(
     const std::string& archive) {
   absl::StatusOr<std::map<std::string, std::string>> files =
       ReadMetadata(archive);
@@ -104,10 +114,10 @@ absl::StatusOr<std::vector<agent::PortMapping>> ExposedPorts(
       Parse<rootfs::oci::ImageConfig>(
           *files, BlobPath(manifest->config().digest()), archive);
   if (!config.ok()) return config.status();
-  std::vector<agent::PortMapping> ports;
+  std::vector<PublishedPort> ports;
   for (const auto& [spec, unused] : config->config().exposed_ports()) {
     std::vector<std::string> parts = absl::StrSplit(spec, '/');
-    agent::PortMapping port;
+    PublishedPort port;
     uint32_t number = 0;
     if (!absl::SimpleAtoi(parts[0], &number) || number == 0 || number > 65535) {
       return absl::DataLossError(absl::StrCat(

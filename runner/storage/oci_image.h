@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/plan.pb.h"
+#include "runner/vmm/vm_spec.pb.h"
 
 namespace fcvm::runner {
 
 // The first image of the archive's index.json: its config's ExposedPorts
 // ("80/tcp"), as guest ports (host_port left 0). Errors name the archive
 // and what is missing or malformed.
-absl::StatusOr<std::vector<agent::PortMapping>> ExposedPorts(
+[[nodiscard]] absl::StatusOr<std::vector<PublishedPort>> ExposedPorts(
     const std::string& archive);
 
 }  // namespace fcvm::runner

@@ -1,6 +1,8 @@
 // Against the OCI archives the image pipeline builds.
 #include "runner/storage/oci_image.h"
 
+#include <cstdio>
+
 #include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -13,7 +15,7 @@ using ::testing::HasSubstr;
 std::string g_busybox_httpd, g_nginx;
 
 TEST(OciImageTest, ExposedPortsOfTheBuiltImages) {
-  absl::StatusOr<std::vector<agent::PortMapping>> ports =
+  absl::StatusOr<std::vector<PublishedPort>> ports =
       ExposedPorts(g_busybox_httpd);
   ASSERT_TRUE(ports.ok()) << ports.status();
   ASSERT_EQ(ports->size(), 1u);
@@ -28,11 +30,43 @@ TEST(OciImageTest, ExposedPortsOfTheBuiltImages) {
 TEST(OciImageTest, NotAnArchiveIsNamed) {
   const std::string path = std::string(getenv("TEST_TMPDIR")) + "/junk.tar";
   ASSERT_TRUE(WriteFileAtomically(path, "not a tar at all").ok());
-  absl::StatusOr<std::vector<agent::PortMapping>> ports = ExposedPorts(path);
+  absl::StatusOr<std::vector<PublishedPort>> ports = ExposedPorts(path);
   ASSERT_FALSE(ports.ok());
   EXPECT_THAT(ports.status().message(), HasSubstr(path));
   EXPECT_THAT(ExposedPorts("/nonexistent.tar").status().message(),
               HasSubstr("/nonexistent.tar"));
+}
+
+// A tar header by hand: the archive claims an index.json of 8 GiB. It must
+// be refused by its size, before anything that large is allocated.
+TEST(OciImageTest, AnIndexTooLargeIsRefusedBeforeItIsRead) {
+  std::string header(512, '\0');
+  auto put = [&](size_t at, const std::string& text) {
+    header.replace(at, text.size(), text);
+  };
+  put(0, "index.json");
+  put(100, "0000644");
+  put(108, "0000000");
+  put(116, "0000000");
+  put(124, "77777777777");  // Octal: 8 GiB - 1.
+  put(136, "00000000000");
+  put(156, "0");
+  put(257, std::string("ustar\0", 6));
+  put(263, "00");
+  put(148, "        ");  // The checksum counts itself as spaces.
+  unsigned sum = 0;
+  for (unsigned char c : header) sum += c;
+  char checksum[8];
+  snprintf(checksum, sizeof(checksum), "%06o", sum);
+  put(148, std::string(checksum, 6) + std::string("\0 ", 2));
+  const std::string path = std::string(getenv("TEST_TMPDIR")) + "/huge.tar";
+  ASSERT_TRUE(
+      WriteFileAtomically(path, header + std::string(1024, '\0')).ok());
+  absl::StatusOr<std::vector<PublishedPort>> ports = ExposedPorts(path);
+  ASSERT_FALSE(ports.ok());
+  EXPECT_EQ(ports.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(ports.status().message(),
+              HasSubstr("index.json is 8589934591 bytes (at most 1048576)"));
 }
 
 }  // namespace

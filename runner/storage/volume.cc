@@ -1,9 +1,11 @@
 #include "runner/storage/volume.h"
 
-#include <ftw.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
@@ -12,83 +14,67 @@
 namespace fcvm::runner {
 namespace {
 
-uint64_t g_tree_bytes = 0;
+struct TreeSize {
+  uint64_t bytes = 0;    // Data, rounded up to 4 KiB blocks.
+  uint64_t entries = 0;  // Files, directories, links: one inode each.
+};
 
-int CountBytes(const char*, const struct stat* st, int type, struct FTW*) {
-  // Data rounded to blocks, plus an inode's worth for every entry.
-  g_tree_bytes += ((st->st_size + 4095) / 4096) * 4096 + 256;
-  (void)type;
-  return 0;
+// What a copy of `root` needs: symlinks are not followed (they are copied
+// as links), every entry takes an inode.
+[[nodiscard]] absl::StatusOr<TreeSize> MeasureTree(const std::string& root) {
+  TreeSize size;
+  std::error_code error;
+  std::filesystem::recursive_directory_iterator it(
+      root, std::filesystem::directory_options::none, error);
+  for (; !error && it != std::filesystem::recursive_directory_iterator();
+       it.increment(error)) {
+    ++size.entries;
+    const std::filesystem::file_status status = it->symlink_status(error);
+    if (error) break;
+    if (std::filesystem::is_regular_file(status)) {
+      const uint64_t bytes = it->file_size(error);
+      if (error) break;
+      size.bytes += (bytes + 4095) / 4096 * 4096;
+    } else if (std::filesystem::is_directory(status)) {
+      size.bytes += 4096;
+    }
+  }
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("reading ", root, ": ", error.message()));
+  }
+  return size;
 }
 
 }  // namespace
 
-absl::Status CheckVolume(const VolumeFlag& volume) {
-  const std::string what =
-      absl::StrCat("volume ", volume.host_path, ":", volume.guest_path);
-  struct stat st;
-  if (stat(volume.host_path.c_str(), &st) != 0) {
-    return Annotate(ErrnoStatus(volume.host_path), what);
-  }
-  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) return absl::OkStatus();
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": not a directory, disk image file or block device"));
-  }
-  if (!volume.read_only) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what,
-        ": a directory is copied into the VM (a microVM has no shared "
-        "filesystem), so what the container writes would never reach ",
-        volume.host_path,
-        "; mount it :ro, or give a disk image file for a writable volume"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<VolumeDrive> PrepareVolume(const VolumeFlag& volume, int index,
-                                          const std::string& vm_dir) {
-  RETURN_IF_ERROR(CheckVolume(volume));
-  const std::string what =
-      absl::StrCat("volume ", volume.host_path, ":", volume.guest_path);
-  struct stat st;
-  if (stat(volume.host_path.c_str(), &st) != 0) {
-    return Annotate(ErrnoStatus(volume.host_path), what);
-  }
-  if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
-    return VolumeDrive{volume.host_path, volume.read_only,
-                       S_ISREG(st.st_mode) ? "disk image" : "block device"};
-  }
-  g_tree_bytes = 0;
-  if (nftw(volume.host_path.c_str(), CountBytes, 16, FTW_PHYS) != 0) {
-    return Annotate(ErrnoStatus(absl::StrCat("reading ", volume.host_path)),
-                    what);
-  }
-  // Room for ext4's own structures; whole MiB.
-  const uint64_t mib = (g_tree_bytes * 5 / 4 >> 20) + 16;
-  const std::string image = absl::StrCat(vm_dir, "/volume-", index, ".ext4");
+[[nodiscard]] absl::Status MakeDirectoryImage(const std::string& dir,
+                                const std::string& image) {
+  const std::string what = absl::StrCat("volume ", dir);
+  ASSIGN_OR_RETURN(TreeSize tree, Annotate(MeasureTree(dir), what));
+  // An inode for every entry (mke2fs would size the inode table by bytes,
+  // 16 KiB each above 512 MiB, and a tree of many small files, node_modules,
+  // then fails with "Could not allocate inode"), with slack; room for the
+  // inode table and ext4's own structures; whole MiB.
+  const uint64_t inodes = tree.entries + tree.entries / 8 + 64;
+  const uint64_t mib = ((tree.bytes * 5 / 4 + inodes * 256) >> 20) + 16;
   SubprocessOptions mke2fs;
-  mke2fs.argv = {"mke2fs",
-                 "-q",
-                 "-F",
-                 "-t",
-                 "ext4",
-                 "-d",
-                 volume.host_path,
-                 "-L",
-                 "fcvm-volume",
-                 image,
+  // mke2fs is in /usr/sbin: base/subprocess finds it there whatever PATH
+  // says (a normal user's has no /usr/sbin).
+  mke2fs.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N",
+                 absl::StrCat(inodes), "-d", dir, "-L", "fcvm-volume", image,
                  absl::StrCat(mib, "M")};
   mke2fs.stdout_mode = StdioMode::kPipe;
   mke2fs.stderr_mode = StdioMode::kPipe;
-  ASSIGN_OR_RETURN(Subprocess process, Subprocess::Start(std::move(mke2fs)));
-  ASSIGN_OR_RETURN(Subprocess::Output out,
-                   process.Communicate("", absl::Minutes(5)));
-  if (!out.exit.success()) {
-    return absl::InternalError(absl::StrCat(
-        what, ": mke2fs -d ", out.exit.ToString(), ": ", out.stderr_data));
+  // Time enough to copy the data at a slow disk's 20 MB/s, and a minute.
+  const absl::Duration limit =
+      absl::Minutes(1) + absl::Seconds(static_cast<int64_t>(tree.bytes / 20e6));
+  absl::StatusOr<Subprocess::Output> out = RunCommand(mke2fs, limit);
+  if (!out.ok()) {
+    unlink(image.c_str());
+    return Annotate(out.status(), absl::StrCat(what, ": copying it into ", image));
   }
-  return VolumeDrive{image, true, "copy of a directory"};
+  return absl::OkStatus();
 }
 
 }  // namespace fcvm::runner

@@ -5,28 +5,27 @@
 // Firecracker has no shared filesystem, so neither does fcvm: a disk image
 // file or a block device is attached as it is (read-write unless :ro); a
 // directory is copied into a new ext4 image in the VM's directory and
-// attached read-only (a writable directory would silently lose what the
-// container writes, so it is refused, with the way out).
+// attached read-only (the launch plan refuses a writable one, with the way
+// out: what the container writes would silently be lost).
 
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "runner/vm/run_flags.h"
 
 namespace fcvm::runner {
 
-struct VolumeDrive {
-  std::string path;  // The file the VMM attaches.
+// -v HOST:GUEST[:ro|rw].
+struct VolumeFlag {
+  std::string host_path;  // Absolute: a directory, a file or a block device.
+  std::string guest_path;
   bool read_only = false;
-  std::string how;  // "disk image", "block device", "copy of a directory".
 };
 
-// What PrepareVolume would refuse, checked before anything is created.
-absl::Status CheckVolume(const VolumeFlag& volume);
-
-// `vm_dir` receives the images made from directories (volume-<index>.ext4).
-absl::StatusOr<VolumeDrive> PrepareVolume(const VolumeFlag& volume, int index,
-                                          const std::string& vm_dir);
+// Copies the directory tree `dir` into a new ext4 image at `image`
+// (mke2fs -d, with an inode for every entry), for a read-only volume. On
+// error the image is removed; the error names the directory and says why.
+[[nodiscard]] absl::Status MakeDirectoryImage(const std::string& dir,
+                                              const std::string& image);
 
 }  // namespace fcvm::runner
 

@@ -11,13 +11,13 @@
 namespace fcvm::runner {
 namespace {
 
-absl::Status Bad(absl::string_view flag, absl::string_view value,
+[[nodiscard]] absl::Status Bad(absl::string_view flag, absl::string_view value,
                  absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrCat(flag, " '", value, "': ", why));
 }
 
-absl::StatusOr<uint32_t> ParsePort(absl::string_view text,
+[[nodiscard]] absl::StatusOr<uint32_t> ParsePort(absl::string_view text,
                                    absl::string_view value) {
   uint32_t port = 0;
   if (!absl::SimpleAtoi(text, &port) || port == 0 || port > 65535) {
@@ -27,56 +27,24 @@ absl::StatusOr<uint32_t> ParsePort(absl::string_view text,
   return port;
 }
 
-}  // namespace
-
-absl::StatusOr<agent::PortMapping> ParsePublish(const std::string& value) {
-  std::vector<absl::string_view> proto = absl::StrSplit(value, '/');
-  agent::PortMapping port;
-  port.set_protocol("tcp");
-  if (proto.size() == 2) {
-    if (proto[1] != "tcp" && proto[1] != "udp") {
-      return Bad("--publish", value, "the protocol is tcp or udp");
-    }
-    port.set_protocol(std::string(proto[1]));
-  } else if (proto.size() != 1) {
-    return Bad("--publish", value, "expected HOST:GUEST[/tcp|udp]");
+[[nodiscard]] absl::StatusOr<std::string> OneOf(const std::string& flag, const std::string& v,
+                                  std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed) {
+    if (v == a) return v;
   }
-  std::vector<absl::string_view> sides = absl::StrSplit(proto[0], ':');
-  if (sides.size() > 2) {
-    return Bad("--publish", value,
-               "expected HOST:GUEST[/tcp|udp] (binding a host address is "
-               "not supported)");
-  }
-  absl::StatusOr<uint32_t> guest = ParsePort(sides.back(), value);
-  if (!guest.ok()) return guest.status();
-  absl::StatusOr<uint32_t> host = ParsePort(sides.front(), value);
-  if (!host.ok()) return host.status();
-  port.set_host_port(*host);
-  port.set_guest_port(*guest);
-  return port;
+  return Bad(flag, v,
+             absl::StrCat("expected one of ", absl::StrJoin(allowed, ", ")));
 }
 
-absl::StatusOr<VolumeFlag> ParseVolume(const std::string& value) {
-  std::vector<std::string> parts = absl::StrSplit(value, ':');
-  if (parts.size() < 2 || parts.size() > 3) {
-    return Bad("--volume", value, "expected HOST:GUEST[:ro|rw]");
-  }
-  VolumeFlag volume{parts[0], parts[1], false};
-  if (parts.size() == 3) {
-    if (parts[2] != "ro" && parts[2] != "rw") {
-      return Bad("--volume", value,
-                 absl::StrCat("unknown option '", parts[2], "' (ro or rw)"));
-    }
-    volume.read_only = parts[2] == "ro";
-  }
-  if (!absl::StartsWith(volume.host_path, "/") ||
-      !absl::StartsWith(volume.guest_path, "/")) {
-    return Bad("--volume", value, "both paths must be absolute");
-  }
-  return volume;
+// pflag (Podman's) accepts "-p=8080:80" for a short flag; CLI11 keeps the
+// '='.
+std::string DropEquals(const std::string& value) {
+  return absl::StartsWith(value, "=") ? value.substr(1) : value;
 }
 
-absl::StatusOr<uint32_t> ParseMemoryMib(const std::string& value) {
+// Suffixed sizes: b, k, m, g (powers of 1024); a bare number is bytes.
+[[nodiscard]] absl::StatusOr<uint64_t> ParseSize(const std::string& flag,
+                                   const std::string& value) {
   std::string digits = absl::AsciiStrToLower(value);
   uint64_t scale = 1;
   if (!digits.empty()) {
@@ -101,9 +69,67 @@ absl::StatusOr<uint32_t> ParseMemoryMib(const std::string& value) {
   uint64_t number = 0;
   if (!absl::SimpleAtoi(digits, &number) ||
       number > (uint64_t{1} << 44) / scale) {
-    return Bad("--memory", value, "expected a size like 512m or 2g");
+    return Bad(flag, value, "expected a size like 512m or 2g");
   }
-  const uint64_t bytes = number * scale;
+  return number * scale;
+}
+
+}  // namespace
+
+[[nodiscard]] absl::StatusOr<PublishedPort> ParsePublish(const std::string& value) {
+  std::vector<absl::string_view> proto = absl::StrSplit(value, '/');
+  PublishedPort port;
+  port.set_protocol("tcp");
+  if (proto.size() == 2) {
+    if (proto[1] != "tcp" && proto[1] != "udp") {
+      return Bad("--publish", value, "the protocol is tcp or udp");
+    }
+    port.set_protocol(std::string(proto[1]));
+  } else if (proto.size() != 1) {
+    return Bad("--publish", value, "expected HOST:GUEST[/tcp|udp]");
+  }
+  std::vector<absl::string_view> sides = absl::StrSplit(proto[0], ':');
+  if (sides.size() > 2) {
+    return Bad("--publish", value,
+               "expected HOST:GUEST[/tcp|udp] (binding a host address is "
+               "not supported)");
+  }
+  ASSIGN_OR_RETURN(uint32_t guest, ParsePort(sides.back(), value));
+  ASSIGN_OR_RETURN(uint32_t host, ParsePort(sides.front(), value));
+  port.set_host_port(host);
+  port.set_guest_port(guest);
+  return port;
+}
+
+[[nodiscard]] absl::StatusOr<VolumeFlag> ParseVolume(
+    const std::string& value,
+    const std::function<std::string(const std::string&)>& resolve) {
+  std::vector<std::string> parts = absl::StrSplit(value, ':');
+  if (parts.size() < 2 || parts.size() > 3) {
+    return Bad("--volume", value, "expected HOST:GUEST[:ro|rw]");
+  }
+  VolumeFlag volume{parts[0], parts[1], false};
+  if (parts.size() == 3) {
+    if (parts[2] != "ro" && parts[2] != "rw") {
+      return Bad("--volume", value,
+                 absl::StrCat("unknown option '", parts[2], "' (ro or rw)"));
+    }
+    volume.read_only = parts[2] == "ro";
+  }
+  if (volume.host_path.empty()) {
+    return Bad("--volume", value, "no host path");
+  }
+  if (!absl::StartsWith(volume.guest_path, "/")) {
+    return Bad("--volume", value, "the path in the VM must be absolute");
+  }
+  if (!absl::StartsWith(volume.host_path, "/")) {
+    volume.host_path = resolve(volume.host_path);
+  }
+  return volume;
+}
+
+[[nodiscard]] absl::StatusOr<uint32_t> ParseMemoryMib(const std::string& value) {
+  ASSIGN_OR_RETURN(uint64_t bytes, ParseSize("--memory", value));
   if (bytes % (uint64_t{1} << 20) != 0) {
     return Bad("--memory", value, "a VM's memory is a whole number of MiB");
   }
@@ -113,143 +139,128 @@ absl::StatusOr<uint32_t> ParseMemoryMib(const std::string& value) {
   return static_cast<uint32_t>(bytes >> 20);
 }
 
-absl::StatusOr<RunFlags> ParseRunFlags(
-    const std::vector<std::string>& args,
-    const std::function<const char*(const char*)>& getenv) {
-  RunFlags flags;
-  auto one_of = [](const std::string& flag, const std::string& v,
-                   std::initializer_list<const char*> allowed,
-                   std::string* out) -> absl::Status {
-    for (const char* a : allowed) {
-      if (v == a) {
-        *out = v;
-        return absl::OkStatus();
-      }
-    }
-    return Bad(flag, v,
-               absl::StrCat("expected one of ", absl::StrJoin(allowed, ", ")));
-  };
-  using Setter = std::function<absl::Status(const std::string&)>;
-  // Flags that take a value, as "--flag value" or "--flag=value".
-  const std::vector<std::pair<std::vector<std::string>, Setter>> valued = {
-      {{"--name"},
-       [&](const std::string& v) {
-         flags.name = v;
-         return absl::OkStatus();
-       }},
-      {{"-p", "--publish"},
-       [&](const std::string& v) -> absl::Status {
-         absl::StatusOr<agent::PortMapping> port = ParsePublish(v);
-         if (!port.ok()) return port.status();
-         flags.ports.push_back(*port);
-         return absl::OkStatus();
-       }},
-      {{"-v", "--volume"},
-       [&](const std::string& v) -> absl::Status {
-         absl::StatusOr<VolumeFlag> volume = ParseVolume(v);
-         if (!volume.ok()) return volume.status();
-         flags.volumes.push_back(*volume);
-         return absl::OkStatus();
-       }},
-      {{"-e", "--env"},
-       [&](const std::string& v) -> absl::Status {
-         const size_t eq = v.find('=');
-         if (v.empty() || eq == 0)
-           return Bad("--env", v, "expected NAME=VALUE");
-         if (eq != std::string::npos) {
-           flags.env[v.substr(0, eq)] = v.substr(eq + 1);
-         } else if (const char* from_host = getenv(v.c_str())) {
-           flags.env[v] = from_host;  // Podman's "-e NAME": the host's value.
-         }
-         return absl::OkStatus();
-       }},
-      {{"--cpus"},
-       [&](const std::string& v) -> absl::Status {
-         if (!absl::SimpleAtoi(v, &flags.cpus) || flags.cpus == 0) {
-           return Bad("--cpus", v, "a VM takes a whole number of vCPUs (>= 1)");
-         }
-         return absl::OkStatus();
-       }},
-      {{"-m", "--memory"},
-       [&](const std::string& v) -> absl::Status {
-         absl::StatusOr<uint32_t> mib = ParseMemoryMib(v);
-         if (!mib.ok()) return mib.status();
-         flags.memory_mib = *mib;
-         return absl::OkStatus();
-       }},
-      {{"--restart"},
-       [&](const std::string& v) -> absl::Status {
-         std::string policy;
-         RETURN_IF_ERROR(
-             one_of("--restart", v, {"no", "on-failure", "always"}, &policy));
-         flags.restart = policy == "always"       ? agent::RESTART_ALWAYS
-                         : policy == "on-failure" ? agent::RESTART_ON_FAILURE
-                                                  : agent::RESTART_NO;
-         return absl::OkStatus();
-       }},
-      {{"--backend"},
-       [&](const std::string& v) {
-         return one_of("--backend", v, {"auto", "firecracker", "qemu"},
-                       &flags.backend);
-       }},
-      {{"--accel"},
-       [&](const std::string& v) {
-         return one_of("--accel", v, {"auto", "kvm", "tcg"}, &flags.accel);
-       }},
-      {{"--network", "--net"},
-       [&](const std::string& v) {
-         return one_of("--network", v,
-                       {"auto", "tap", "user", "pasta", "slirp4netns",
-                        "rootless", "none"},
-                       &flags.network);
-       }},
-  };
+[[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(const std::string& flag,
+                                       const std::string& value) {
+  ASSIGN_OR_RETURN(uint64_t bytes, ParseSize(flag, value));
+  if (bytes < (uint64_t{64} << 10)) return Bad(flag, value, "at least 64k");
+  return bytes;
+}
 
-  size_t i = 0;
-  for (; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--") {
-      ++i;
-      break;
-    }
-    if (arg.empty() || arg[0] != '-') break;  // IMAGE: flags end here.
-    if (arg == "-d" || arg == "--detach") {
-      flags.detach = true;
-      continue;
-    }
-    bool matched = false;
-    for (const auto& [names, set] : valued) {
-      for (const std::string& name : names) {
-        std::string value;
-        if (absl::StartsWith(arg, name + "=")) {
-          value = arg.substr(name.size() + 1);
-        } else if (arg == name) {
-          if (i + 1 >= args.size()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(name, " needs a value"));
-          }
-          value = args[++i];
-        } else {
-          continue;
-        }
-        RETURN_IF_ERROR(set(value));
-        matched = true;
-        break;
-      }
-      if (matched) break;
-    }
-    if (!matched) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown flag '", arg, "' (fcvm run --help)"));
+void AddRunFlags(CLI::App& app, RunFlagValues* v) {
+  auto repeated = [&](const char* names, std::vector<std::string>* into,
+                      const char* help) {
+    app.add_option(names, *into, help)
+        ->take_all()
+        ->expected(1)
+        ->allow_extra_args(false);
+  };
+  app.add_option("--name", v->name,
+                 "the VM's name and hostname (default: from the image, "
+                 "with a random suffix)");
+  repeated("-p,--publish", &v->publish,
+           "HOST:GUEST[/tcp|udp]: host port to guest port (repeatable; with "
+           "none, a local image's exposed ports go to free ports)");
+  repeated("-v,--volume", &v->volume,
+           "HOST:GUEST[:ro|rw]: a disk image, block device, or (read-only) "
+           "a directory copied into the VM");
+  repeated("-e,--env", &v->env, "NAME=VALUE, or NAME for the host's value");
+  app.add_option("-w,--workdir", v->workdir, "working directory in the container");
+  app.add_option("-u,--user", v->user, "user[:group] in the container");
+  app.add_option("--entrypoint", v->entrypoint,
+                 "replaces the image's entrypoint (one word)");
+  app.add_option("--cpus", v->cpus, "vCPUs (a whole number)");
+  app.add_option("-m,--memory", v->memory, "memory, e.g. 512m, 2g");
+  app.add_flag("-d,--detach", v->detach,
+               "leave the VM running in the background once it is ready");
+  app.add_option("--restart", v->restart, "no | on-failure | always");
+  app.add_option("--stop-timeout", v->stop_timeout,
+                 "seconds between the container's SIGTERM and SIGKILL");
+  app.add_option("--backend", v->backend, "auto | firecracker | qemu");
+  app.add_option("--accel", v->accel, "auto | kvm | tcg");
+  app.add_option("--network,--net", v->network,
+                 "auto | tap | user | pasta | slirp4netns | rootless | none");
+  app.add_option("--log-max-size", v->log_max_size,
+                 "each of console.log and container.log keeps this much, "
+                 "plus one rotated file (default 8m)");
+  app.prefix_command();
+}
+
+[[nodiscard]] absl::StatusOr<RunFlags> FinishRunFlags(
+    const RunFlagValues& v, const std::vector<std::string>& remaining,
+    const std::function<const char*(const char*)>& getenv,
+    const std::function<std::string(const std::string&)>& resolve) {
+  RunFlags flags;
+  flags.name = v.name;
+  for (const std::string& value : v.publish) {
+    ASSIGN_OR_RETURN(PublishedPort port, ParsePublish(DropEquals(value)));
+    flags.ports.push_back(port);
+  }
+  for (const std::string& value : v.volume) {
+    ASSIGN_OR_RETURN(VolumeFlag volume, ParseVolume(DropEquals(value), resolve));
+    flags.volumes.push_back(volume);
+  }
+  for (const std::string& e : v.env) {
+    const size_t eq = e.find('=');
+    if (e.empty() || eq == 0) return Bad("--env", e, "expected NAME=VALUE");
+    if (eq != std::string::npos) {
+      flags.env[e.substr(0, eq)] = e.substr(eq + 1);
+    } else if (const char* from_host = getenv(e.c_str())) {
+      flags.env[e] = from_host;  // Podman's "-e NAME": the host's value.
     }
   }
-  if (i >= args.size()) {
+  flags.workdir = v.workdir;
+  flags.user = v.user;
+  if (!v.entrypoint.empty()) flags.entrypoint = {v.entrypoint};
+  if (!absl::SimpleAtoi(v.cpus, &flags.cpus) || flags.cpus == 0) {
+    return Bad("--cpus", v.cpus, "a VM takes a whole number of vCPUs (>= 1)");
+  }
+  ASSIGN_OR_RETURN(flags.memory_mib, ParseMemoryMib(v.memory));
+  flags.detach = v.detach;
+  ASSIGN_OR_RETURN(std::string restart,
+                   OneOf("--restart", v.restart, {"no", "on-failure", "always"}));
+  flags.restart = restart == "always"       ? agent::RESTART_ALWAYS
+                  : restart == "on-failure" ? agent::RESTART_ON_FAILURE
+                                            : agent::RESTART_NO;
+  flags.stop_timeout_seconds = v.stop_timeout;
+  ASSIGN_OR_RETURN(flags.backend, OneOf("--backend", v.backend,
+                                        {"auto", "firecracker", "qemu"}));
+  ASSIGN_OR_RETURN(flags.accel, OneOf("--accel", v.accel, {"auto", "kvm", "tcg"}));
+  ASSIGN_OR_RETURN(flags.network,
+                   OneOf("--network", v.network,
+                         {"auto", "tap", "user", "pasta", "slirp4netns",
+                          "rootless", "none"}));
+  ASSIGN_OR_RETURN(flags.log_max_bytes,
+                   ParseByteSize("--log-max-size", v.log_max_size));
+
+  size_t i = 0;
+  if (i < remaining.size() && remaining[i] == "--") ++i;
+  else if (i < remaining.size() && absl::StartsWith(remaining[i], "-")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown flag '", remaining[i], "' (fcvm run --help lists them)"));
+  }
+  if (i >= remaining.size()) {
     return absl::InvalidArgumentError(
         "no image: fcvm run [FLAGS] IMAGE [COMMAND [ARG...]]");
   }
-  flags.image = args[i++];
-  flags.args.assign(args.begin() + i, args.end());
+  flags.image = remaining[i++];
+  flags.args.assign(remaining.begin() + i, remaining.end());
   return flags;
+}
+
+[[nodiscard]] absl::StatusOr<RunFlags> ParseRunFlags(
+    const std::vector<std::string>& args,
+    const std::function<const char*(const char*)>& getenv) {
+  CLI::App app("fcvm run");
+  RunFlagValues values;
+  AddRunFlags(app, &values);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  return FinishRunFlags(values, app.remaining(), getenv,
+                        [](const std::string& path) { return path; });
 }
 
 }  // namespace fcvm::runner

@@ -4,25 +4,29 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "agent/report.h"
 #include "agent/status.pb.h"
 #include "base/file.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
-#include "google/protobuf/util/json_util.h"
-#include "runner/net/rootless.h"
+#include "base/unix_socket.h"
 #include "runner/net/vm_network.h"
 #include "runner/state/process.h"
+#include "runner/vm/console.h"
+#include "runner/vm/control.h"
+#include "runner/vm/log_file.h"
 
 namespace fcvm::runner {
 namespace {
@@ -30,18 +34,34 @@ namespace {
 using agent::AgentEvent;
 using Clock = std::chrono::steady_clock;
 
+// How long the pipes may stay open after the VMM exited (a process it
+// started may hold them): then the supervisor stops reading.
+constexpr auto kDrainTime = std::chrono::seconds(2);
+constexpr size_t kMaxControlClients = 8;
+
+struct ControlClient {
+  UniqueFd fd;
+  std::string buffer;
+};
+
 class Supervisor {
  public:
-  Supervisor(StateStore& store, std::string name, Vmm& vmm,
+  Supervisor(StateStore& store, VmState state, Lease lease, Vmm& vmm,
              const SuperviseOptions& options)
-      : store_(store), name_(std::move(name)), vmm_(vmm), options_(options) {}
+      : store_(store),
+        state_(std::move(state)),
+        lease_(std::move(lease)),
+        vmm_(vmm),
+        options_(options) {}
 
   int Run();
 
  private:
+  const std::string& name() const { return state_.name(); }
+  const std::string& dir() const { return state_.dir(); }
   void Progress(const std::string& text) {
     if (options_.progress) {
-      std::fprintf(stderr, "fcvm: %s: %s\n", name_.c_str(), text.c_str());
+      std::fprintf(stderr, "fcvm: %s: %s\n", name().c_str(), text.c_str());
     }
   }
   int64_t WallMs() const {
@@ -49,10 +69,20 @@ class Supervisor {
                                                                  start_)
         .count();
   }
+  // One state write; the supervisor keeps going if the store refuses (the
+  // VM matters more than its record), but says so.
+  void Record(const std::function<void(VmState&)>& change) {
+    absl::StatusOr<VmState> written = store_.Update(name(), change);
+    if (written.ok()) {
+      state_ = *written;
+    } else {
+      Progress(absl::StrCat("state not written: ", written.status().message()));
+    }
+  }
   void Phase(const std::string& phase, int64_t guest_ms,
              std::optional<VmState::Phase> to = std::nullopt) {
     const int64_t wall = WallMs();
-    (void)store_.Update(name_, [&](VmState& s) {
+    Record([&](VmState& s) {
       PhaseTime* p = s.add_phases();
       p->set_phase(phase);
       p->set_wall_ms(wall);
@@ -65,23 +95,40 @@ class Supervisor {
             ? absl::StrFormat("  (guest uptime %.2f s)", guest_ms / 1000.0)
             : ""));
   }
-  void OnConsole(const char* data, size_t size);
-  void OnLine(absl::string_view line);
+  void Ready() {
+    if (reported_) return;
+    reported_ = true;
+    if (options_.on_ready) options_.on_ready(state_);
+  }
+  void Failed(const std::string& error) {
+    if (reported_) return;
+    reported_ = true;
+    if (options_.on_failed) options_.on_failed(error);
+  }
+
   void OnEvent(const AgentEvent& event);
   void RequestStop(const std::string& why);
+  void OnControl(ControlClient& client);
+  ControlReply Control(const ControlRequest& request);
+  // The end before the VMM ran: network down, state FAILED, 125.
+  int FailBeforeStart(const absl::Status& status);
+  // Tears down, writes the last state, returns the exit code.
+  int Finish(const std::string& last_words);
 
   StateStore& store_;
-  std::string name_;
+  VmState state_;
+  Lease lease_;
   Vmm& vmm_;
   SuperviseOptions options_;
   Clock::time_point start_ = Clock::now();
-  std::string dir_;
-  VmState initial_;
+  std::optional<ConsoleReader> console_;
+  std::optional<RotatingLog> vmm_log_;
+  std::optional<net::VmNetwork> network_;
   std::optional<Subprocess> vmm_process_;
-  UniqueFd console_log_, container_log_, vmm_log_;
-  std::string partial_;
-  bool saw_console_ = false;
+  bool reported_ = false;
   bool stopping_ = false;
+  bool paused_ = false;
+  VmState::Phase phase_before_pause_ = VmState::BOOTING;
   std::optional<Clock::time_point> stop_deadline_;
   std::optional<int> exit_code_;
   std::string error_;
@@ -99,15 +146,16 @@ void Supervisor::OnEvent(const AgentEvent& event) {
     case AgentEvent::CONTAINER_STARTED:
       Phase("container started", guest);
       break;
-    case AgentEvent::READY: {
-      Phase("container ready", guest, VmState::RUNNING);
-      for (const agent::PortMapping& port : initial_.ports()) {
+    case AgentEvent::READY:
+      Phase("container ready", guest,
+            stopping_ ? std::optional<VmState::Phase>() : VmState::RUNNING);
+      for (const PublishedPort& port : state_.ports()) {
         Progress(absl::StrCat("guest port ", port.guest_port(), "/",
                               port.protocol(),
                               " is at 127.0.0.1:", port.host_port()));
       }
+      Ready();
       break;
-    }
     case AgentEvent::EXITED:
       exit_code_ = event.exit_code();
       Progress(absl::StrCat("container ", event.message()));
@@ -115,7 +163,7 @@ void Supervisor::OnEvent(const AgentEvent& event) {
     case AgentEvent::ERROR:
       error_ = event.message();
       Progress(absl::StrCat("error: ", event.message()));
-      (void)store_.Update(name_, [&](VmState& s) { s.set_error(error_); });
+      Record([&](VmState& s) { s.set_error(error_); });
       break;
     case AgentEvent::RESTARTING:
       Progress(event.message());
@@ -125,243 +173,366 @@ void Supervisor::OnEvent(const AgentEvent& event) {
   }
 }
 
-void Supervisor::OnLine(absl::string_view line) {
-  std::string kind, payload;
-  if (!agent::ParseFrame(line, &kind, &payload)) return;
-  if (kind == "status") {
-    AgentEvent event;
-    if (google::protobuf::util::JsonStringToMessage(payload, &event).ok()) {
-      OnEvent(event);
-    }
-  } else if (kind == "out" || kind == "err") {
-    (void)WriteAll(container_log_.get(), absl::StrCat(payload, "\n"),
-                   kContainerLog);
-  }
-}
-
-void Supervisor::OnConsole(const char* data, size_t size) {
-  if (!saw_console_) {
-    saw_console_ = true;
-    Phase("kernel booted", 0);
-  }
-  (void)WriteAll(console_log_.get(), absl::string_view(data, size),
-                 kConsoleLog);
-  partial_.append(data, size);
-  size_t start = 0;
-  for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos;
-       start = nl + 1) {
-    absl::string_view line(partial_.data() + start, nl - start);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    OnLine(line);
-  }
-  partial_.erase(0, start);
-}
-
 void Supervisor::RequestStop(const std::string& why) {
+  if (!vmm_process_.has_value() || vmm_process_->finished()) return;
   if (stopping_) {
     Progress("second stop request: ending the VM now");
-    vmm_.ForceStop(*vmm_process_, dir_);
+    vmm_.ForceStop(*vmm_process_, dir());
     return;
   }
   stopping_ = true;
   Progress(absl::StrCat("stopping (", why, ")"));
-  (void)store_.Update(name_,
-                      [](VmState& s) { s.set_phase(VmState::STOPPING); });
+  if (paused_) {
+    // A paused guest cannot hear the stop request.
+    if (absl::Status resumed = vmm_.Resume(dir()); !resumed.ok()) {
+      Progress(absl::StrCat("resume before stop: ", resumed.message()));
+    }
+    paused_ = false;
+  }
+  Record([](VmState& s) { s.set_phase(VmState::STOPPING); });
   // The agent reads the console: it stops the container gracefully, syncs
   // and powers the VM off.
-  (void)WriteAll(vmm_process_->stdin_pipe().get(), "\n@fcvm stop\n",
-                 "the VM's console");
-  const uint32_t grace = initial_.spec().plan().stop_timeout_seconds() == 0
+  if (absl::Status asked = WriteAll(vmm_process_->stdin_pipe().get(),
+                                    "\n@fcvm stop\n", "the VM's console");
+      !asked.ok()) {
+    Progress(absl::StrCat("stop request: ", asked.message()));
+  }
+  const uint32_t grace = state_.spec().plan().stop_timeout_seconds() == 0
                              ? 10
-                             : initial_.spec().plan().stop_timeout_seconds();
-  stop_deadline_ = Clock::now() + std::chrono::seconds(grace + 30);
+                             : state_.spec().plan().stop_timeout_seconds();
+  stop_deadline_ = Clock::now() + std::chrono::seconds(grace) +
+                   absl::ToChronoMilliseconds(options_.power_off_slack);
+}
+
+ControlReply Supervisor::Control(const ControlRequest& request) {
+  ControlReply reply;
+  auto refuse = [&](const std::string& why) {
+    reply.set_error(absl::StrCat("VM '", name(), "': ", why));
+    reply.set_phase(VmState::Phase_Name(state_.phase()));
+    return reply;
+  };
+  if (!vmm_process_.has_value() || vmm_process_->finished()) {
+    return refuse("its VMM is not running");
+  }
+  if (stopping_) return refuse("it is stopping");
+  if (!vmm_.Capabilities().pause) {
+    return refuse(absl::StrCat(vmm_.Describe(), " cannot pause a VM"));
+  }
+  if (request.has_pause()) {
+    if (!paused_) {
+      if (absl::Status paused = vmm_.Pause(dir()); !paused.ok()) {
+        return refuse(std::string(paused.message()));
+      }
+      paused_ = true;
+      phase_before_pause_ = state_.phase();
+      Record([](VmState& s) { s.set_phase(VmState::PAUSED); });
+      Progress("paused");
+    }
+  } else if (request.has_resume()) {
+    if (paused_) {
+      if (absl::Status resumed = vmm_.Resume(dir()); !resumed.ok()) {
+        return refuse(std::string(resumed.message()));
+      }
+      paused_ = false;
+      const VmState::Phase back = phase_before_pause_;
+      Record([back](VmState& s) { s.set_phase(back); });
+      Progress("resumed");
+    }
+  }
+  reply.set_ok(true);
+  reply.set_phase(VmState::Phase_Name(state_.phase()));
+  return reply;
+}
+
+void Supervisor::OnControl(ControlClient& client) {
+  char buffer[1024];
+  const ssize_t n = read(client.fd.get(), buffer, sizeof(buffer));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0) client.buffer.append(buffer, n);
+  const size_t newline = client.buffer.find('\n');
+  ControlReply reply;
+  if (newline != std::string::npos) {
+    absl::StatusOr<ControlRequest> request =
+        ParseControlRequest(client.buffer.substr(0, newline));
+    if (request.ok()) {
+      reply = Control(*request);
+    } else {
+      reply.set_error(std::string(request.status().message()));
+    }
+  } else if (n > 0 && client.buffer.size() <= kMaxControlLine) {
+    return;  // More to come.
+  } else {
+    reply.set_error(n > 0 ? "control request too long" : "");
+  }
+  if (n != 0 || newline != std::string::npos) {
+    (void)WriteAll(client.fd.get(), ControlReplyLine(reply), "control client");
+  }
+  client.fd.reset();  // Done: the loop drops closed clients.
+}
+
+int Supervisor::FailBeforeStart(const absl::Status& status) {
+  error_ = std::string(status.message());
+  Progress(error_);
+  return Finish("");
+}
+
+int Supervisor::Finish(const std::string& last_words) {
+  if (console_.has_value()) (void)console_->Finish();
+  const bool clean = exit_code_.has_value();
+  if (!clean && error_.empty()) {
+    error_ = absl::StrCat("the VM ended before the container did (VMM ",
+                          last_words, "; see ", dir(), "/", kConsoleLog,
+                          " and ", kVmmLog, ")");
+    Progress(error_);
+  }
+  const int code = clean ? *exit_code_ : 125;
+  // Everything the VM had goes before the record says it is gone.
+  if (network_.has_value()) {
+    if (absl::Status down = network_->TearDown(); !down.ok()) {
+      Progress(absl::StrCat("network teardown: ", down.message()));
+      if (error_.empty()) error_ = absl::StrCat("network teardown: ", down.message());
+    }
+  }
+  for (const char* socket : {"qmp.sock", "api.sock", kControlSocket}) {
+    unlink(absl::StrCat(dir(), "/", socket).c_str());
+  }
+  const int64_t wall = WallMs();
+  // The last write; the lease goes when this process exits.
+  Record([&](VmState& s) {
+    s.set_phase(clean ? VmState::EXITED : VmState::FAILED);
+    s.set_exit_code(code);
+    if (!error_.empty()) s.set_error(error_);
+    s.set_ended_unix_ms(absl::ToUnixMillis(absl::Now()));
+    PhaseTime* p = s.add_phases();
+    p->set_phase("vm ended");
+    p->set_wall_ms(wall);
+    s.set_vmm_pid(0);
+    s.set_vmm_start_ticks(0);
+    s.set_supervisor_pid(0);
+    s.set_supervisor_start_ticks(0);
+    s.mutable_network()->set_holder_pid(0);
+    s.mutable_network()->set_helper_pid(0);
+  });
+  Progress(absl::StrFormat("%-18s %6.2f s", "vm ended", wall / 1000.0));
+  if (clean && !reported_) {
+    Failed(absl::StrCat("ended before it was ready: exit code ", code));
+  }
+  Failed(error_);
+  return code;
 }
 
 int Supervisor::Run() {
-  absl::StatusOr<VmState> state = store_.Read(name_);
-  if (!state.ok()) {
-    std::fprintf(stderr, "fcvm: %s\n",
-                 std::string(state.status().message()).c_str());
-    return 125;
-  }
-  initial_ = *state;
-  dir_ = initial_.dir();
+  const pid_t self = getpid();
+  const uint64_t ticks = StartTicks(self);
+  Record([&](VmState& s) {
+    s.set_supervisor_pid(self);
+    s.set_supervisor_start_ticks(ticks);
+  });
+
+  const uint64_t cap =
+      state_.log_max_bytes() == 0 ? kDefaultLogMaxBytes : state_.log_max_bytes();
   auto open_log = [&](const char* file) {
-    return OpenFd(absl::StrCat(dir_, "/", file),
-                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    return RotatingLog::Open(absl::StrCat(dir(), "/", file), cap);
   };
-  absl::StatusOr<UniqueFd> console = open_log(kConsoleLog);
-  absl::StatusOr<UniqueFd> container = open_log(kContainerLog);
-  absl::StatusOr<UniqueFd> vmm_log = open_log("vmm.log");
-  auto fail = [&](const absl::Status& status) {
-    const std::string message = std::string(status.message());
-    (void)store_.Update(name_, [&](VmState& s) {
-      s.set_phase(VmState::FAILED);
-      s.set_error(message);
-      s.set_ended_unix_ms(absl::ToUnixMillis(absl::Now()));
-    });
-    std::fprintf(stderr, "fcvm: %s: %s\n", name_.c_str(), message.c_str());
-    return 125;
-  };
-  for (auto* log : {&console, &container, &vmm_log}) {
-    if (!log->ok()) return fail(log->status());
-  }
-  console_log_ = std::move(*console);
-  container_log_ = std::move(*container);
-  vmm_log_ = std::move(*vmm_log);
+  absl::StatusOr<RotatingLog> console = open_log(kConsoleLog);
+  if (!console.ok()) return FailBeforeStart(console.status());
+  absl::StatusOr<RotatingLog> container = open_log(kContainerLog);
+  if (!container.ok()) return FailBeforeStart(container.status());
+  absl::StatusOr<RotatingLog> vmm_log = open_log(kVmmLog);
+  if (!vmm_log.ok()) return FailBeforeStart(vmm_log.status());
+  console_.emplace(std::move(*console), std::move(*container),
+                   [this](const AgentEvent& event) { OnEvent(event); });
+  vmm_log_.emplace(std::move(*vmm_log));
 
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGHUP);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  if (sigprocmask(SIG_BLOCK, &stop_signals, nullptr) != 0) {
+    return FailBeforeStart(ErrnoStatus("blocking the stop signals"));
+  }
   UniqueFd signals(signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals.valid()) {
+    // Without it Ctrl-C and `fcvm stop` would go unheard: do not start.
+    return FailBeforeStart(ErrnoStatus("signalfd for SIGTERM/SIGINT/SIGHUP"));
+  }
   signal(SIGPIPE, SIG_IGN);
+  absl::StatusOr<UniqueFd> listener = ListenUnixStream(
+      absl::StrCat(dir(), "/", kControlSocket), 0600, "the control socket");
+  if (!listener.ok()) return FailBeforeStart(listener.status());
+  if (fcntl(listener->get(), F_SETFL, O_NONBLOCK) != 0) {
+    return FailBeforeStart(ErrnoStatus("the control socket"));
+  }
 
-  // Rootless TAP networking: the VM's namespaces, their holder and helper
-  // come first (the VMM joins them); they end with this function.
-  std::optional<net::RootlessNetwork> rootless;
-  VmSpec spec = initial_.spec();
-  const std::string mode = initial_.network().mode();
-  if (mode == net::kPasta || mode == net::kSlirp4netns) {
-    char self[4096];
-    const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (length <= 0) return fail(ErrnoStatus("readlink /proc/self/exe"));
-    absl::StatusOr<net::RootlessNetwork> started =
-        net::RootlessNetwork::Start(
-            initial_,
-            {std::string(self, length),
-             absl::StrCat("--state_dir=", store_.root()), "netns-holder",
-             name_},
-            dir_);
-    if (!started.ok()) return fail(started.status());
-    rootless.emplace(std::move(*started));
-    const pid_t holder = rootless->holder_pid(),
-                helper = rootless->helper_pid();
+  // The network first: the VMM joins it.
+  absl::StatusOr<net::VmNetwork> network =
+      net::VmNetwork::SetUp(state_, options_.holder_argv);
+  if (!network.ok()) return FailBeforeStart(network.status());
+  network_.emplace(std::move(*network));
+  VmSpec spec = state_.spec();
+  spec.set_netns_pid(network_->netns_pid());
+  if (network_->rootless().has_value()) {
+    const net::RootlessNetwork& rootless = *network_->rootless();
+    const pid_t holder = rootless.holder_pid(), helper = rootless.helper_pid();
     const uint64_t holder_ticks = StartTicks(holder),
                    helper_ticks = StartTicks(helper);
-    (void)store_.Update(name_, [&](VmState& s) {
+    Record([&](VmState& s) {
       NetworkState& net = *s.mutable_network();
       net.set_holder_pid(holder);
       net.set_holder_start_ticks(holder_ticks);
       net.set_helper_pid(helper);
       net.set_helper_start_ticks(helper_ticks);
     });
-    spec.set_netns_pid(holder);
+  }
+  if (net::UsesTap(state_.network().mode())) {
     Phase("network ready", 0);
-    Progress(absl::StrCat("network: ", mode, ", pid ", helper,
-                          "; namespace uplink ", rootless->uplink(), ", TAP ",
-                          initial_.network().tap(), ", guest ",
-                          initial_.network().guest_ip()));
+    Progress(absl::StrCat("network: ", network_->Describe()));
   }
 
-  absl::StatusOr<Subprocess> process = vmm_.Start(spec, dir_);
-  if (!process.ok()) return fail(process.status());
+  absl::StatusOr<Subprocess> process =
+      options_.restore.has_value() ? vmm_.Restore(spec, dir(), *options_.restore)
+                                   : vmm_.Start(spec, dir());
+  if (!process.ok()) return FailBeforeStart(process.status());
   vmm_process_.emplace(std::move(*process));
   const pid_t pid = vmm_process_->pid();
-  const uint64_t ticks = StartTicks(pid);
-  (void)store_.Update(name_, [&](VmState& s) {
+  const uint64_t vmm_ticks = StartTicks(pid);
+  Record([&](VmState& s) {
     s.set_phase(VmState::BOOTING);
     s.set_vmm_pid(pid);
-    s.set_vmm_start_ticks(ticks);
+    s.set_vmm_start_ticks(vmm_ticks);
   });
-  Phase(absl::StrCat("vmm started"), 0);
-  Progress(absl::StrCat(vmm_.Describe(), ", pid ", pid, "; console log ", dir_,
+  Phase("vmm started", 0);
+  Progress(absl::StrCat(vmm_.Describe(), ", pid ", pid, "; console log ", dir(),
                         "/", kConsoleLog));
 
-  bool out_open = true, err_open = true;
+  bool out_open = true, err_open = true, vmm_exited = false;
+  bool saw_console = false;
+  std::optional<Clock::time_point> drain_deadline;
+  std::vector<ControlClient> clients;
+  absl::Status loop_error = absl::OkStatus();
   for (;;) {
+    if (vmm_exited && !out_open && !err_open) break;
     std::vector<pollfd> fds = {{signals.get(), POLLIN, 0},
-                               {vmm_process_->exit_fd(), POLLIN, 0}};
-    if (out_open) fds.push_back({vmm_process_->stdout_pipe().get(), POLLIN, 0});
-    if (err_open) fds.push_back({vmm_process_->stderr_pipe().get(), POLLIN, 0});
-    int timeout_ms = -1;
-    if (stop_deadline_.has_value()) {
-      timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(
-                 *stop_deadline_ - Clock::now())
-                 .count()));
+                               {listener->get(), POLLIN, 0}};
+    const size_t first_client = fds.size();
+    for (const ControlClient& client : clients) {
+      fds.push_back({client.fd.get(), POLLIN, 0});
     }
+    const size_t exit_at = fds.size();
+    // Once the VMM has exited its pidfd stays readable: stop asking.
+    if (!vmm_exited) fds.push_back({vmm_process_->exit_fd(), POLLIN, 0});
+    const size_t out_at = fds.size();
+    if (out_open) fds.push_back({vmm_process_->stdout_pipe().get(), POLLIN, 0});
+    const size_t err_at = fds.size();
+    if (err_open) fds.push_back({vmm_process_->stderr_pipe().get(), POLLIN, 0});
+    std::optional<Clock::time_point> wake = stop_deadline_;
+    if (drain_deadline.has_value() && (!wake || *drain_deadline < *wake)) {
+      wake = drain_deadline;
+    }
+    const int timeout_ms =
+        wake.has_value()
+            ? static_cast<int>(std::max<int64_t>(
+                  0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                         *wake - Clock::now())
+                             .count() +
+                         1))
+            : -1;
     const int n = poll(fds.data(), fds.size(), timeout_ms);
-    if (n < 0 && errno != EINTR) break;
-    if (n == 0 && stop_deadline_.has_value()) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      loop_error = ErrnoStatus("poll");
+      break;
+    }
+    const auto now = Clock::now();
+    if (drain_deadline.has_value() && now >= *drain_deadline) {
+      break;  // The VMM is gone; whoever holds its pipes can keep them.
+    }
+    if (stop_deadline_.has_value() && now >= *stop_deadline_) {
       Progress("the guest did not power off in time: ending the VM");
-      vmm_.ForceStop(*vmm_process_, dir_);
+      vmm_.ForceStop(*vmm_process_, dir());
       stop_deadline_.reset();
     }
     char buffer[65536];
-    for (size_t i = 2; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
-      const ssize_t got = read(fds[i].fd, buffer, sizeof(buffer));
-      const bool is_out = fds[i].fd == vmm_process_->stdout_pipe().get();
-      if (got <= 0) {
-        (is_out ? out_open : err_open) = false;
-        continue;
+    if (out_open && fds[out_at].revents != 0) {
+      const ssize_t got =
+          read(vmm_process_->stdout_pipe().get(), buffer, sizeof(buffer));
+      if (got > 0) {
+        if (!saw_console) {
+          saw_console = true;
+          Phase("kernel booted", 0);
+        }
+        if (absl::Status fed = console_->Feed(absl::string_view(buffer, got));
+            !fed.ok()) {
+          Progress(absl::StrCat("console log: ", fed.message()));
+        }
+      } else if (got == 0 || errno != EINTR) {
+        out_open = false;
       }
-      if (is_out) {
-        OnConsole(buffer, got);
-      } else {
-        (void)WriteAll(vmm_log_.get(), absl::string_view(buffer, got),
-                       "vmm.log");
+    }
+    if (err_open && fds[err_at].revents != 0) {
+      const ssize_t got =
+          read(vmm_process_->stderr_pipe().get(), buffer, sizeof(buffer));
+      if (got > 0) {
+        (void)vmm_log_->Write(absl::string_view(buffer, got));
+      } else if (got == 0 || errno != EINTR) {
+        err_open = false;
       }
+    }
+    if (!vmm_exited && fds[exit_at].revents != 0) {
+      vmm_exited = true;
+      drain_deadline = Clock::now() + kDrainTime;
     }
     if (fds[0].revents != 0) {
       signalfd_siginfo info;
-      if (read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
+      while (read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
         RequestStop(absl::StrCat("signal ", strsignal(info.ssi_signo)));
       }
     }
-    // The VMM ended: drain what it wrote last, then stop.
-    if (fds[1].revents != 0 && !out_open && !err_open) break;
-    if (fds[1].revents != 0 && (out_open || err_open)) {
-      // Pipes still open: the loop drains them (EOF follows the exit).
-      continue;
+    for (size_t i = 0; i < clients.size(); ++i) {
+      if (fds[first_client + i].revents != 0) OnControl(clients[i]);
     }
+    clients.erase(std::remove_if(clients.begin(), clients.end(),
+                                 [](const ControlClient& c) { return !c.fd.valid(); }),
+                  clients.end());
+    if (fds[1].revents != 0) {
+      UniqueFd client(accept4(listener->get(), nullptr, nullptr,
+                              SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (client.valid() && clients.size() < kMaxControlClients) {
+        clients.push_back({std::move(client), ""});
+      }
+    }
+  }
+  std::string how;
+  if (!loop_error.ok()) {
+    // Never leave a VMM nobody watches.
+    Progress(absl::StrCat("supervision failed (", loop_error.message(),
+                          "): ending the VM"));
+    vmm_.ForceStop(*vmm_process_, dir());
+    if (error_.empty()) error_ = std::string(loop_error.message());
   }
   absl::StatusOr<ExitStatus> vmm_exit = vmm_process_->Wait(absl::Seconds(5));
-  const bool clean = exit_code_.has_value();
-  if (!clean && error_.empty()) {
-    // The VMM's own last words usually say why (a port already taken, a
-    // missing file, KVM refusing).
-    std::string last_words;
-    if (absl::StatusOr<std::string> log =
-            ReadFile(absl::StrCat(dir_, "/vmm.log"));
-        log.ok()) {
-      absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
-      last_words = std::string(text.substr(text.rfind('\n') + 1));
-    }
-    error_ =
-        absl::StrCat("the VM ended before the container did (VMM ",
-                     vmm_exit.ok() ? vmm_exit->ToString() : "did not end",
-                     last_words.empty() ? "" : absl::StrCat(": ", last_words),
-                     "; see ", dir_, "/", kConsoleLog, " and vmm.log)");
-    Progress(error_);
+  if (!vmm_exit.ok()) {
+    vmm_.ForceStop(*vmm_process_, dir());
+    vmm_exit = vmm_process_->Wait(absl::Seconds(5));
   }
-  const int code = clean ? *exit_code_ : 125;
-  (void)store_.Update(name_, [&](VmState& s) {
-    s.set_phase(clean ? VmState::EXITED : VmState::FAILED);
-    s.set_exit_code(code);
-    if (!error_.empty()) s.set_error(error_);
-    s.set_ended_unix_ms(absl::ToUnixMillis(absl::Now()));
-    s.set_vmm_pid(0);
-    s.set_supervisor_pid(0);
-  });
-  Phase("vm ended", 0);
-  unlink(absl::StrCat(dir_, "/qmp.sock").c_str());
-  rootless.reset();  // Helper and holder: the namespace goes with them.
-  unlink(absl::StrCat(dir_, "/slirp4netns.sock").c_str());
-  if (absl::Status down = net::TearDownNetwork(initial_); !down.ok()) {
-    Progress(absl::StrCat("network teardown: ", down.message()));
+  how = vmm_exit.ok() ? vmm_exit->ToString() : "did not end";
+  // The VMM's own last words usually say why (a port already taken, a
+  // missing file, KVM refusing).
+  if (absl::StatusOr<std::string> log = ReadFile(absl::StrCat(dir(), "/", kVmmLog));
+      log.ok()) {
+    absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
+    const std::string last(text.substr(text.rfind('\n') + 1));
+    if (!last.empty()) absl::StrAppend(&how, ": ", last);
   }
-  return code;
+  return Finish(how);
 }
 
 }  // namespace
 
-int Supervise(StateStore& store, const std::string& name, Vmm& vmm,
+int Supervise(StateStore& store, VmState state, Lease lease, Vmm& vmm,
               const SuperviseOptions& options) {
-  Supervisor supervisor(store, name, vmm, options);
+  Supervisor supervisor(store, std::move(state), std::move(lease), vmm, options);
   return supervisor.Run();
 }
 

@@ -26,5 +26,15 @@ TEST(VmmCommandTest, JoinsTheHoldersUserAndNetworkNamespaces) {
                           "--api-sock", "/x"));
 }
 
+TEST(VirtioBlockDeviceTest, NamesDrivesAsLinuxDoes) {
+  EXPECT_EQ(VirtioBlockDevice(0), "/dev/vda");
+  EXPECT_EQ(VirtioBlockDevice(2), "/dev/vdc");
+  EXPECT_EQ(VirtioBlockDevice(25), "/dev/vdz");
+  EXPECT_EQ(VirtioBlockDevice(26), "/dev/vdaa");
+  EXPECT_EQ(VirtioBlockDevice(27), "/dev/vdab");
+  EXPECT_EQ(VirtioBlockDevice(701), "/dev/vdzz");
+  EXPECT_EQ(VirtioBlockDevice(702), "/dev/vdaaa");
+}
+
 }  // namespace
 }  // namespace fcvm::runner

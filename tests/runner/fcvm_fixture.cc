@@ -1,64 +1,124 @@
 #include "tests/runner/fcvm_fixture.h"
 
-#include <ftw.h>
-#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
+#include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "agent/http_client.h"
 #include "agent/netconfig.h"
+#include "base/free_port.h"
 #include "base/subprocess.h"
 #include "google/protobuf/util/json_util.h"
 #include "runner/state/process.h"
+#include "runner/vmm/kvm.h"
 
 namespace fcvm::testing {
 
-std::string g_vm, g_fcvm;
+Programs g_programs;
 
 namespace {
 
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path);
-}
+std::string g_targets = "all";
 
 }  // namespace
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
+std::string Target::Name() const {
+  return absl::StrCat(backend, "_", arch, accel == "kvm" ? "_kvm" : "");
+}
+
+void PrintTo(const Target& target, std::ostream* os) { *os << target.Name(); }
+
+std::vector<Target> Targets() {
+  std::vector<Target> targets;
+  if (g_targets == "all" || g_targets == "qemu") {
+    targets.push_back({"qemu", "x86_64"});
+    targets.push_back({"qemu", "aarch64"});
+  }
+  if (g_targets == "all" || g_targets == "standin") {
+    targets.push_back({"firecracker", runner::HostArch()});
+  }
+  if (g_targets == "all" || g_targets == "kvm") {
+    targets.push_back({"qemu", runner::HostArch(), "kvm"});
+  }
+  return targets;
+}
+
+uint16_t FreePort() { return FreeLoopbackPort().value_or(0); }
+
+std::string HostVm() {
+  return runner::HostArch() == "aarch64" ? g_programs.vm_aarch64
+                                         : g_programs.vm_x86_64;
 }
 
 void FcvmTest::SetUp() {
-  // Short: QMP's Unix socket lives under it (sun_path is 108 bytes).
+  // Short: the VM's sockets live under it (sun_path is 108 bytes).
   char dir[] = "/tmp/fcvm-run-test.XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   state_ = dir;
+  fcvm_command_ = {g_programs.fcvm};
   setenv("FCVM_STATE_DIR", state_.c_str(), 1);
+  setenv("FCVM_FIRECRACKER", g_programs.standin.c_str(), 1);
+  setenv("FCVM_STANDIN_SPEC", g_programs.spec.c_str(), 1);
+  if (const Target* target = GetParamOrNull(); target && target->accel == "kvm") {
+    // The runner's own verdict (direct probe, then QEMU booting the
+    // kernel under KVM), asked once.
+    static const std::string* missing = new std::string([this] {
+      Result preflight =
+          Fcvm({"--kernel", g_programs.kernel, "preflight"}, absl::Minutes(2));
+      for (absl::string_view line : absl::StrSplit(preflight.out, '\n')) {
+        if (absl::StrContains(line, "KVM under QEMU") ||
+            (absl::StrContains(line, "KVM (direct probe)") &&
+             !absl::StartsWith(line, "ok"))) {
+          if (!absl::StartsWith(line, "ok")) return std::string(line);
+          if (absl::StrContains(line, "KVM under QEMU")) return std::string();
+        }
+      }
+      return std::string("fcvm preflight said nothing of KVM under QEMU");
+    }());
+    if (!missing->empty()) GTEST_SKIP() << "needs KVM that runs a guest: " << *missing;
+  }
+}
+
+const Target* FcvmTest::GetParamOrNull() const {
+  // TEST_F cases on this fixture have no parameter.
+  return ::testing::UnitTest::GetInstance()->current_test_info()->value_param()
+             ? &GetParam()
+             : nullptr;
 }
 
 void FcvmTest::TearDown() {
   // Whatever a failed test left running goes, then the state.
   for (const auto& [pid, ticks] : vmms_) {
-    if (runner::SameProcessAlive(pid, ticks)) kill(pid, SIGKILL);
+    (void)runner::KillRecorded(pid, ticks, absl::Seconds(10));
   }
   if (absl::StatusOr<std::vector<std::string>> names = Names(); names.ok()) {
     for (const std::string& name : *names) (void)Fcvm({"rm", "-f", name});
   }
-  nftw(state_.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
+  std::error_code ignored;
+  std::filesystem::remove_all(state_, ignored);
+}
+
+std::vector<std::string> FcvmTest::Run(std::vector<std::string> args) const {
+  const Target& target = GetParam();
+  std::vector<std::string> argv = {
+      target.arch == "aarch64" ? g_programs.vm_aarch64 : g_programs.vm_x86_64,
+      "--backend", target.backend};
+  if (target.backend == "qemu") {
+    argv.insert(argv.end(), {"--accel", target.accel});
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
 }
 
 FcvmTest::Result FcvmTest::Exec(std::vector<std::string> argv,
@@ -87,7 +147,7 @@ FcvmTest::Result FcvmTest::Exec(std::vector<std::string> argv,
 
 FcvmTest::Result FcvmTest::Fcvm(std::vector<std::string> args,
                                 absl::Duration timeout) {
-  args.insert(args.begin(), g_fcvm);
+  args.insert(args.begin(), fcvm_command_.begin(), fcvm_command_.end());
   return Exec(std::move(args), timeout);
 }
 
@@ -107,6 +167,7 @@ std::string FcvmTest::Field(const google::protobuf::Struct& s,
                             const std::string& key) {
   auto it = s.fields().find(key);
   if (it == s.fields().end()) return "";
+  if (it->second.has_bool_value()) return it->second.bool_value() ? "true" : "false";
   return it->second.has_string_value()
              ? it->second.string_value()
              : absl::StrCat(static_cast<int64_t>(it->second.number_value()));
@@ -120,7 +181,7 @@ void FcvmTest::Remember(const google::protobuf::Struct& s) {
   if (pid > 0) vmms_.push_back({static_cast<pid_t>(pid), ticks});
 }
 
-absl::StatusOr<std::vector<std::string>> FcvmTest::Names() {
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> FcvmTest::Names() {
   Result ls = Fcvm({"ls", "--json"});
   google::protobuf::ListValue all;
   if (ls.code != 0 ||
@@ -134,49 +195,73 @@ absl::StatusOr<std::vector<std::string>> FcvmTest::Names() {
   return names;
 }
 
-absl::StatusOr<Subprocess> FcvmTest::StartUntilRunning(
-    std::vector<std::string> argv, const std::string& name,
-    google::protobuf::Struct* state) {
+[[nodiscard]] absl::StatusOr<Subprocess> FcvmTest::StartUntil(std::vector<std::string> argv,
+                                                const std::string& name,
+                                                std::string* progress,
+                                                const std::string& marker) {
   SubprocessOptions options;
   options.argv = std::move(argv);
   options.stdout_mode = StdioMode::kNull;
-  options.stderr_mode = StdioMode::kNull;
+  options.stderr_mode = StdioMode::kPipe;
   absl::StatusOr<Subprocess> runner = Subprocess::Start(std::move(options));
   if (!runner.ok()) return runner.status();
   const absl::Time deadline = absl::Now() + absl::Minutes(8);
-  *state = google::protobuf::Struct();
-  while (absl::Now() < deadline && Field(*state, "phase") != "RUNNING") {
-    absl::SleepFor(absl::Milliseconds(200));
-    *state = Inspect(name);
+  progress->clear();
+  // Until the marker's whole line has arrived.
+  for (size_t at; (at = progress->find(marker)) == std::string::npos ||
+                  progress->find('\n', at) == std::string::npos;) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(name, ": no '", marker, "' in 8 minutes:\n", *progress));
+    }
+    pollfd pfd = {runner->stderr_pipe().get(), POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = read(pfd.fd, buffer, sizeof(buffer));
+    if (n <= 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, ": the runner ended before '", marker, "':\n",
+                       *progress));
+    }
+    progress->append(buffer, n);
   }
-  if (Field(*state, "phase") != "RUNNING") {
-    return absl::DeadlineExceededError(
-        absl::StrCat(name, " is not RUNNING but '", Field(*state, "phase"),
-                     "': ", Field(*state, "error")));
-  }
-  Remember(*state);
+  Remember(Inspect(name));
   return runner;
 }
 
-absl::StatusOr<std::string> FcvmTest::Get(const std::string& ip,
-                                          uint16_t port) {
+[[nodiscard]] absl::StatusOr<std::string> FcvmTest::Get(const std::string& ip, uint16_t port,
+                                          absl::Duration timeout) {
   agent::HttpRequest request;
   absl::StatusOr<agent::HttpResponse> response =
-      agent::HttpCall({ip, port}, request, absl::Seconds(10));
+      agent::HttpCall({ip, port}, request, timeout);
   if (!response.ok()) return response.status();
   return response->body;
 }
 
 int FcvmTestMain(int argc, char** argv) {
+  // Before InitGoogleTest: it registers the parameterized tests, whose
+  // targets depend on --targets.
+  for (int i = 1; i < argc; ++i) {
+    if (absl::StartsWith(argv[i], "--targets=")) g_targets = argv[i] + 10;
+  }
   ::testing::InitGoogleTest(&argc, argv);
-  if (argc != 3) {
-    std::cerr << "usage: " << argv[0] << " <runner/vm> <runner/fcvm>\n";
+  std::vector<std::string> paths;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "--targets=")) paths.push_back(arg);
+  }
+  if (paths.size() != 6) {
+    std::cerr << "usage: " << argv[0]
+              << " [--targets=qemu|standin|all] <runner/vm_x86_64> "
+                 "<runner/vm_aarch64> <runner/fcvm> <standin firecracker> "
+                 "<firecracker spec> <guest kernel>\n";
     return 2;
   }
   char cwd[4096];
   const std::string here = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
-  g_vm = here + "/" + argv[1];
-  g_fcvm = here + "/" + argv[2];
+  for (std::string& path : paths) path = here + "/" + path;
+  g_programs = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5]};
   return RUN_ALL_TESTS();
 }
 

@@ -1,11 +1,11 @@
 // `fcvm run --network tap` end to end, as root, inside a network namespace
 // this test creates for itself (unshare at start; everything in it goes
 // with the process): the VM gets a TAP and a /30, its published port is a
-// DNAT rule in fcvm's nftables table; the page is fetched through
-// 127.0.0.1:<port> and from the guest's own address; stop removes the TAP
-// and the rules; a runner killed with SIGKILL leaves both, and gc removes
-// them.
-//   tap_test <runner/vm> <runner/fcvm>
+// DNAT rule in the VM's own nftables table (ip fcvm-<id>); the page is
+// fetched through 127.0.0.1:<port> and from the guest's own address; stop
+// removes the TAP and the table; a runner killed with SIGKILL leaves both,
+// and gc removes them; a gc of another state store touches neither.
+//   tap_test <programs, see fcvm_fixture.h>
 #include "runner/net/tap.h"
 
 #include <signal.h>
@@ -24,15 +24,19 @@
 namespace fcvm::testing {
 namespace {
 
-using ::testing::Contains;
 using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 using TapTest = FcvmTest;
+
+std::string NetField(const google::protobuf::Struct& state,
+                     const std::string& key) {
+  return state.fields().at("network").struct_value().fields().at(key).string_value();
+}
 
 TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
   const uint16_t port = FreePort();
-  Result run = Exec({g_vm, "-d", "--network", "tap", "--accel", "tcg", "--name",
-                     "web", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"},
+  Result run = Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg",
+                     "--name", "web", "-p", absl::StrCat(port, ":8080"),
+                     "busybox-httpd"},
                     absl::Minutes(8));
   std::cout << run.err;
   ASSERT_EQ(run.code, 0) << run.err;
@@ -42,9 +46,12 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
   const std::string tap = net.at("tap").string_value();
   const std::string guest = net.at("guest_ip").string_value();
   EXPECT_EQ(net.at("mode").string_value(), "tap");
+  const std::string table = net.at("nft_table").string_value();
+  EXPECT_EQ(table, "fcvm-" + Field(state, "id"));
   EXPECT_TRUE(runner::net::LinkExists(tap));
-  EXPECT_THAT(*runner::net::VmsWithRules(), Contains("web"));
-  std::cout << *runner::net::ListTable();
+  absl::StatusOr<std::string> rules = runner::net::ListTable(table);
+  ASSERT_TRUE(rules.ok()) << rules.status();
+  std::cout << *rules;
 
   // Through the DNAT rule (output chain, localhost), and straight to the VM.
   absl::StatusOr<std::string> page = Get("127.0.0.1", port);
@@ -56,7 +63,7 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
 
   ASSERT_EQ(Fcvm({"stop", "web"}, absl::Minutes(3)).code, 0);
   EXPECT_FALSE(runner::net::LinkExists(tap)) << tap << " left";
-  EXPECT_THAT(*runner::net::VmsWithRules(), IsEmpty());
+  EXPECT_FALSE(runner::net::ListTable(table).ok()) << table << " left";
   for (const auto& [pid, ticks] : vmms_) {
     EXPECT_FALSE(runner::SameProcessAlive(pid, ticks));
   }
@@ -66,29 +73,55 @@ TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
 TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
   const uint16_t port = FreePort();
   google::protobuf::Struct state;
-  absl::StatusOr<Subprocess> runner = StartUntilRunning(
-      {g_vm, "--network", "tap", "--accel", "tcg", "--name", "fg", "-p",
+  std::string progress;
+  absl::StatusOr<Subprocess> runner = StartUntil(
+      {HostVm(), "--network", "tap", "--accel", "tcg", "--name", "fg", "-p",
        absl::StrCat(port, ":8080"), "busybox-httpd"},
-      "fg", &state);
+      "fg", &progress);
   ASSERT_TRUE(runner.ok()) << runner.status();
-  const std::string tap = state.fields()
-                              .at("network")
-                              .struct_value()
-                              .fields()
-                              .at("tap")
-                              .string_value();
+  state = Inspect("fg");
+  const std::string tap = NetField(state, "tap");
+  const std::string table = NetField(state, "nft_table");
   ASSERT_EQ(kill(runner->pid(), SIGKILL), 0);
   ASSERT_TRUE(runner->Wait(absl::Seconds(10)).ok());
   EXPECT_TRUE(runner::net::LinkExists(tap));
-  EXPECT_THAT(*runner::net::VmsWithRules(), Contains("fg"));
+  EXPECT_TRUE(runner::net::ListTable(table).ok());
 
   Result gc = Fcvm({"gc"});
   ASSERT_EQ(gc.code, 0) << gc.err;
-  EXPECT_THAT(gc.out, HasSubstr(absl::StrCat("TAP ", tap)));
+  EXPECT_THAT(gc.out, HasSubstr(absl::StrCat("TAP ", tap, ", table ip ", table)));
   EXPECT_FALSE(runner::net::LinkExists(tap));
-  EXPECT_THAT(*runner::net::VmsWithRules(), IsEmpty());
+  EXPECT_FALSE(runner::net::ListTable(table).ok());
   EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
   EXPECT_FALSE(Get("127.0.0.1", port).ok());
+}
+
+// gc used to sweep every fcvm rule and TAP that its own store did not
+// name, so a gc of the default store deleted the port forwards of VMs run
+// with another --state_dir (another user's, CI's). Each VM's table is its
+// own now, and gc looks at nothing but its store's VMs.
+TEST_F(TapTest, AGcOfAnotherStoreLeavesThisStoresNetworkAlone) {
+  const uint16_t port = FreePort();
+  Result run = Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg",
+                     "--name", "kept", "-p", absl::StrCat(port, ":8080"),
+                     "busybox-httpd"},
+                    absl::Minutes(8));
+  ASSERT_EQ(run.code, 0) << run.err;
+  google::protobuf::Struct state = Inspect("kept");
+  Remember(state);
+  const std::string table = NetField(state, "nft_table");
+
+  char other[] = "/tmp/fcvm-other-store.XXXXXX";
+  ASSERT_NE(mkdtemp(other), nullptr);
+  Result gc = Fcvm({"--state_dir", other, "gc"});
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  EXPECT_EQ(gc.out, "");
+  rmdir(other);
+  EXPECT_TRUE(runner::net::LinkExists(NetField(state, "tap")));
+  EXPECT_TRUE(runner::net::ListTable(table).ok()) << "another store's gc took it";
+  absl::StatusOr<std::string> page = Get("127.0.0.1", port);
+  EXPECT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(Fcvm({"rm", "-f", "kept"}, absl::Minutes(3)).code, 0);
 }
 
 }  // namespace

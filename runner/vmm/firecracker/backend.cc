@@ -9,12 +9,39 @@
 #include "runner/vmm/firecracker/requests.h"
 
 namespace fcvm::runner::firecracker {
+namespace {
 
-absl::StatusOr<Subprocess> FirecrackerVmm::Start(const VmSpec& spec,
+[[nodiscard]] absl::Status SetVmState(const std::string& dir, const std::string& state) {
+  Vm vm;
+  vm.set_state(state);
+  return ApiClient(ApiSocket(dir))
+      .Send({"PATCH", "/vm", ToJson(vm)}, absl::Seconds(10))
+      .status();
+}
+
+}  // namespace
+
+std::string ApiSocket(const std::string& dir) {
+  return absl::StrCat(dir, "/api.sock");
+}
+
+VmmCapabilities FirecrackerVmm::Capabilities() const {
+  VmmCapabilities capabilities;
+  capabilities.pause = true;
+  return capabilities;
+}
+
+std::string FirecrackerVmm::GuestBlockDevice(int index) const {
+  // Firecracker attaches drives in the order they are configured
+  // (ConfigureRequests: spec order), and the guest probes them in order.
+  return VirtioBlockDevice(index);
+}
+
+[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Start(const VmSpec& spec,
                                                  const std::string& dir) {
   // Everything that can be refused is refused before anything starts.
   ASSIGN_OR_RETURN(std::vector<ApiRequest> requests, ConfigureRequests(spec));
-  const std::string api = absl::StrCat(dir, "/api.sock");
+  const std::string api = ApiSocket(dir);
   unlink(api.c_str());  // Firecracker will not bind over a stale socket.
   SubprocessOptions options;
   options.argv =
@@ -37,14 +64,35 @@ absl::StatusOr<Subprocess> FirecrackerVmm::Start(const VmSpec& spec,
   return vmm;
 }
 
+[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Restore(const VmSpec& spec,
+                                                   const std::string& dir,
+                                                   const RestoreSource& source) {
+  (void)dir;
+  return absl::UnimplementedError(absl::StrCat(
+      "VM '", spec.name(), "': restoring ", source.snapshot_dir,
+      " under Firecracker is not implemented yet (the snapshot commands "
+      "bring it)"));
+}
+
+[[nodiscard]] absl::Status FirecrackerVmm::Pause(const std::string& dir) {
+  return SetVmState(dir, "Paused");
+}
+
+[[nodiscard]] absl::Status FirecrackerVmm::Resume(const std::string& dir) {
+  return SetVmState(dir, "Resumed");
+}
+
+[[nodiscard]] absl::Status FirecrackerVmm::Snapshot(const std::string& dir,
+                                      const std::string& snapshot_dir) {
+  (void)dir;
+  return absl::UnimplementedError(
+      absl::StrCat("snapshot to ", snapshot_dir,
+                   " under Firecracker is not implemented yet (the snapshot "
+                   "commands bring it)"));
+}
+
 void FirecrackerVmm::ForceStop(Subprocess& vmm, const std::string& dir) {
-  InstanceActionInfo action;
-  action.set_action_type("SendCtrlAltDel");
-  ApiClient client(absl::StrCat(dir, "/api.sock"));
-  if (client.Send({"PUT", "/actions", ToJson(action)}, absl::Seconds(2)).ok() &&
-      vmm.Wait(absl::Seconds(5)).ok()) {
-    return;
-  }
+  (void)dir;
   (void)vmm.Kill();
 }
 

@@ -10,20 +10,37 @@ namespace fcvm::runner::firecracker {
 // Firecracker as a VMM: started with its API on api.sock in the VM's
 // directory, configured by ConfigureRequests (the plan in MMDS), then
 // InstanceStart. Its serial console is its stdout, console input its stdin.
+// Pause and resume are PATCH /vm. Snapshots and restores come with the
+// snapshot commands (runner/snapshot/); until then they are refused.
 class FirecrackerVmm : public Vmm {
  public:
   explicit FirecrackerVmm(std::string binary = "firecracker")
       : binary_(std::move(binary)) {}
 
   std::string Describe() const override { return "firecracker"; }
-  absl::StatusOr<Subprocess> Start(const VmSpec& spec,
+  VmmCapabilities Capabilities() const override;
+  std::string GuestBlockDevice(int index) const override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Start(const VmSpec& spec,
                                    const std::string& dir) override;
-  // Ctrl-Alt-Del (the guest reboots, which ends Firecracker), then SIGKILL.
+  [[nodiscard]] absl::StatusOr<Subprocess> Restore(const VmSpec& spec,
+                                     const std::string& dir,
+                                     const RestoreSource& source) override;
+  [[nodiscard]] absl::Status Pause(const std::string& dir) override;
+  [[nodiscard]] absl::Status Resume(const std::string& dir) override;
+  [[nodiscard]] absl::Status Snapshot(const std::string& dir,
+                        const std::string& snapshot_dir) override;
+  // SIGKILL. Firecracker has no request that ends the VM: SendCtrlAltDel
+  // exists on x86_64 only, and fcvm-init takes Ctrl-Alt-Del as one more
+  // graceful stop (it is what `stop` already asked for, and it did not
+  // come). The guest's sync was asked for by that graceful stop.
   void ForceStop(Subprocess& vmm, const std::string& dir) override;
 
  private:
   std::string binary_;
 };
+
+// The API socket in a VM's directory.
+std::string ApiSocket(const std::string& dir);
 
 }  // namespace fcvm::runner::firecracker
 

@@ -39,7 +39,7 @@ std::string FaultMessage(const std::string& body) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ApiClient::Send(const ApiRequest& request,
+[[nodiscard]] absl::StatusOr<std::string> ApiClient::Send(const ApiRequest& request,
                                             absl::Duration timeout) const {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -77,14 +77,16 @@ absl::StatusOr<std::string> ApiClient::Send(const ApiRequest& request,
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300) return response;
-  const std::string message = absl::StrCat(
-      "Firecracker refused ", what, " (HTTP ", status,
-      "): ", FaultMessage(response), "; body sent: ", request.body);
+  // The body is not quoted: PUT /mmds carries the plan, with the
+  // environment and entropy.
+  const std::string message =
+      absl::StrCat("Firecracker refused ", what, " (HTTP ", status,
+                   "): ", FaultMessage(response));
   return status == 400 ? absl::InvalidArgumentError(message)
                        : absl::InternalError(message);
 }
 
-absl::Status ApiClient::WaitReady(absl::Duration timeout) const {
+[[nodiscard]] absl::Status ApiClient::WaitReady(absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   absl::Duration pause = absl::Milliseconds(2);
   for (;;) {

@@ -21,13 +21,13 @@ class ApiClient {
   // error naming the request and Firecracker's own fault_message (400:
   // InvalidArgument), or the socket and curl's reason when Firecracker
   // cannot be reached (Unavailable).
-  absl::StatusOr<std::string> Send(
+  [[nodiscard]] absl::StatusOr<std::string> Send(
       const ApiRequest& request,
       absl::Duration timeout = absl::Seconds(10)) const;
 
   // Waits until the API answers GET / (Firecracker creates the socket a
   // moment after it starts).
-  absl::Status WaitReady(absl::Duration timeout) const;
+  [[nodiscard]] absl::Status WaitReady(absl::Duration timeout) const;
 
   const std::string& socket_path() const { return socket_path_; }
 

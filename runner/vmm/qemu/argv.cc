@@ -1,8 +1,14 @@
 #include "runner/vmm/qemu/argv.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace fcvm::runner::qemu {
+
+std::string QemuOptValue(absl::string_view value) {
+  // QemuOpts splits options at ',' and reads ",," as one literal comma.
+  return absl::StrReplaceAll(value, {{",", ",,"}});
+}
 
 std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   // microvm,acpi=off has no ACPI tables: say so, or the kernel logs an error
@@ -15,7 +21,7 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   return "console=ttyAMA0 panic=-1";
 }
 
-absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
                                                   const Launch& launch) {
   const bool x86 = spec.arch() == "x86_64";
   if (!x86 && spec.arch() != "aarch64") {
@@ -61,7 +67,8 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
     argv.insert(
         argv.end(),
         {"-drive",
-         absl::StrCat("id=d", i, ",file=", disk.path(), ",format=raw,if=none",
+         absl::StrCat("id=d", i, ",file=", QemuOptValue(disk.path()),
+                      ",format=raw,if=none",
                       disk.read_only() ? ",readonly=on" : ""),
          "-device", absl::StrCat("virtio-blk-device,drive=d", i)});
   }
@@ -71,7 +78,7 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
     std::string netdev;
     switch (nic.backend_case()) {
       case Nic::kTap:
-        netdev = absl::StrCat("tap,id=", id, ",ifname=", nic.tap(),
+        netdev = absl::StrCat("tap,id=", id, ",ifname=", QemuOptValue(nic.tap()),
                               ",script=no,downscript=no");
         break;
       case Nic::kUser: {
@@ -79,7 +86,7 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
         netdev =
             absl::StrCat("user,id=", id, user.isolated() ? ",restrict=on" : "");
         if (!user.net().empty()) absl::StrAppend(&netdev, ",net=", user.net());
-        for (const agent::PortMapping& port : user.forwards()) {
+        for (const PublishedPort& port : user.forwards()) {
           absl::StrAppend(
               &netdev,
               ",hostfwd=", port.protocol().empty() ? "tcp" : port.protocol(),
@@ -87,7 +94,7 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
         }
         if (!user.guestfwd_address().empty()) {
           absl::StrAppend(&netdev, ",guestfwd=tcp:", user.guestfwd_address(),
-                          "-cmd:", user.guestfwd_command());
+                          "-cmd:", QemuOptValue(user.guestfwd_command()));
         }
         break;
       }
@@ -102,11 +109,12 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
   }
   if (!launch.plan_file.empty()) {
     argv.insert(argv.end(), {"-fw_cfg", absl::StrCat("name=opt/fcvm/plan,file=",
-                                                     launch.plan_file)});
+                                                     QemuOptValue(launch.plan_file))});
   }
   for (const auto& [name, file] : launch.fw_cfg) {
     argv.insert(argv.end(),
-                {"-fw_cfg", absl::StrCat("name=", name, ",file=", file)});
+                {"-fw_cfg", absl::StrCat("name=", QemuOptValue(name), ",file=",
+                                          QemuOptValue(file))});
   }
   if (spec.vsock_cid() >= 3) {
     argv.insert(argv.end(),
@@ -114,7 +122,7 @@ absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
                                          spec.vsock_cid())});
   }
   if (!launch.qmp_socket.empty()) {
-    argv.insert(argv.end(), {"-qmp", absl::StrCat("unix:", launch.qmp_socket,
+    argv.insert(argv.end(), {"-qmp", absl::StrCat("unix:", QemuOptValue(launch.qmp_socket),
                                                   ",server=on,wait=off")});
   }
   return argv;

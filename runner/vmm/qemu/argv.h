@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "runner/vmm/vm_spec.pb.h"
 
 namespace fcvm::runner::qemu {
@@ -29,8 +30,13 @@ struct Launch {
 // x86 kernel finds fw_cfg only where it is told: QEMU's standard I/O ports.
 std::string PlatformBootArgs(const std::string& arch, bool fw_cfg);
 
+// `value` escaped for QEMU's option syntax ("a,b" -> "a,,b"), so a path
+// with a comma stays one value instead of ending the option or adding
+// others ("-v /x,readonly=off:/y").
+std::string QemuOptValue(absl::string_view value);
+
 // qemu-system-<arch> argv. Fails on a spec QEMU cannot take, naming it.
-absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
                                                   const Launch& launch);
 
 }  // namespace fcvm::runner::qemu

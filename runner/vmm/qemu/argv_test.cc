@@ -50,6 +50,26 @@ TEST(QemuArgvTest, Aarch64VirtAddsDrivesInReverseSoVdaIsTheFirst) {
   EXPECT_LT(line.find("drive=d1"), line.find("drive=d0"));
 }
 
+// A comma in a path would end QEMU's option there (or add options of the
+// user's choosing): every path in option syntax has its commas doubled.
+TEST(QemuArgvTest, CommasInPathsAreEscaped) {
+  VmSpec spec = Spec("x86_64");
+  spec.add_disks()->set_path("/data/a,readonly=off,b.img");
+  spec.add_nics()->set_tap("fc,x");
+  Launch launch;
+  launch.plan_file = "/run/x,y/plan.json";
+  launch.qmp_socket = "/run/x,y/qmp.sock";
+  launch.fw_cfg = {{"opt/a,b", "/f,g"}};
+  const std::string line = Line(spec, launch);
+  EXPECT_THAT(line, HasSubstr("file=/data/a,,readonly=off,,b.img,format=raw"));
+  EXPECT_THAT(line, HasSubstr("ifname=fc,,x,script=no"));
+  EXPECT_THAT(line, HasSubstr("name=opt/fcvm/plan,file=/run/x,,y/plan.json"));
+  EXPECT_THAT(line, HasSubstr("name=opt/a,,b,file=/f,,g"));
+  EXPECT_THAT(line, HasSubstr("unix:/run/x,,y/qmp.sock,server=on"));
+  EXPECT_EQ(QemuOptValue("plain"), "plain");
+  EXPECT_EQ(QemuOptValue(",,"), ",,,,");
+}
+
 TEST(QemuArgvTest, KvmUsesTheHostCpu) {
   Launch launch;
   launch.accel = "kvm";
@@ -77,7 +97,7 @@ TEST(QemuArgvTest, Networks) {
   UserNet* user = spec.add_nics()->mutable_user();
   user->set_net("10.0.2.0/24");
   user->set_isolated(true);
-  agent::PortMapping* port = user->add_forwards();
+  PublishedPort* port = user->add_forwards();
   port->set_host_port(8080);
   port->set_guest_port(80);
   user->set_guestfwd_address("169.254.169.254:80");

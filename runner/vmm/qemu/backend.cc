@@ -1,10 +1,5 @@
 #include "runner/vmm/qemu/backend.h"
 
-#include <sys/stat.h>
-#include <sys/utsname.h>
-#include <unistd.h>
-
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -13,20 +8,66 @@
 #include "runner/vmm/qemu/qmp.h"
 
 namespace fcvm::runner::qemu {
+namespace {
+
+// Runs one QMP command on the VM's socket; the error names the VM's
+// directory and QEMU's own reason.
+[[nodiscard]] absl::StatusOr<google::protobuf::Value> Qmp(const std::string& dir,
+                                            const std::string& command) {
+  ASSIGN_OR_RETURN(QmpClient qmp,
+                   QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
+  return qmp.Execute(command, {}, absl::Seconds(10));
+}
+
+// QEMU's run state ("running", "paused", ...) from query-status.
+[[nodiscard]] absl::StatusOr<std::string> RunState(const std::string& dir) {
+  ASSIGN_OR_RETURN(QmpClient qmp,
+                   QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
+  ASSIGN_OR_RETURN(google::protobuf::Value status,
+                   qmp.Execute("query-status", {}, absl::Seconds(10)));
+  const auto& fields = status.struct_value().fields();
+  auto it = fields.find("status");
+  if (it == fields.end()) {
+    return absl::DataLossError("QMP query-status: no status in the answer");
+  }
+  return it->second.string_value();
+}
+
+}  // namespace
+
+std::string QmpSocket(const std::string& dir) {
+  return absl::StrCat(dir, "/qmp.sock");
+}
 
 std::string QemuVmm::Describe() const {
   return absl::StrCat("qemu (", accel_, ")");
 }
 
-absl::StatusOr<Subprocess> QemuVmm::Start(const VmSpec& spec,
+VmmCapabilities QemuVmm::Capabilities() const {
+  VmmCapabilities capabilities;
+  capabilities.pause = true;
+  capabilities.user_network = true;
+  return capabilities;
+}
+
+std::string QemuVmm::GuestBlockDevice(int index) const {
+  // QemuArgv adds drives so the guest probes them in spec order on both
+  // machines (in reverse on aarch64 virt, which probes from the top).
+  return VirtioBlockDevice(index);
+}
+
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Start(const VmSpec& spec,
                                           const std::string& dir) {
   Launch launch;
   launch.accel = accel_;
   launch.console = "stdio";
-  launch.qmp_socket = absl::StrCat(dir, "/qmp.sock");
+  launch.qmp_socket = QmpSocket(dir);
   launch.plan_file = absl::StrCat(dir, "/plan.json");
   std::string plan;
-  (void)google::protobuf::util::MessageToJsonString(spec.plan(), &plan);
+  if (!google::protobuf::util::MessageToJsonString(spec.plan(), &plan).ok()) {
+    return absl::InternalError(
+        absl::StrCat("VM '", spec.name(), "': the plan does not print as JSON"));
+  }
   RETURN_IF_ERROR(WriteFileAtomically(launch.plan_file, plan, 0600));
   SubprocessOptions options;
   ASSIGN_OR_RETURN(std::vector<std::string> argv, QemuArgv(spec, launch));
@@ -37,77 +78,52 @@ absl::StatusOr<Subprocess> QemuVmm::Start(const VmSpec& spec,
   return Subprocess::Start(std::move(options));
 }
 
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Restore(const VmSpec& spec,
+                                            const std::string& dir,
+                                            const RestoreSource& source) {
+  (void)dir;
+  return absl::UnimplementedError(absl::StrCat(
+      "VM '", spec.name(), "': restoring ", source.snapshot_dir,
+      " under QEMU is not implemented yet (the snapshot commands bring it)"));
+}
+
+[[nodiscard]] absl::Status QemuVmm::Pause(const std::string& dir) {
+  RETURN_IF_ERROR(Qmp(dir, "stop").status());
+  ASSIGN_OR_RETURN(std::string state, RunState(dir));
+  if (state != "paused") {
+    return absl::InternalError(
+        absl::StrCat("QMP stop: QEMU says it is '", state, "', not paused"));
+  }
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status QemuVmm::Resume(const std::string& dir) {
+  RETURN_IF_ERROR(Qmp(dir, "cont").status());
+  ASSIGN_OR_RETURN(std::string state, RunState(dir));
+  if (state != "running") {
+    return absl::InternalError(
+        absl::StrCat("QMP cont: QEMU says it is '", state, "', not running"));
+  }
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status QemuVmm::Snapshot(const std::string& dir,
+                               const std::string& snapshot_dir) {
+  (void)dir;
+  return absl::UnimplementedError(
+      absl::StrCat("snapshot to ", snapshot_dir,
+                   " under QEMU is not implemented yet (the snapshot "
+                   "commands bring it)"));
+}
+
 void QemuVmm::ForceStop(Subprocess& vmm, const std::string& dir) {
   absl::StatusOr<QmpClient> qmp =
-      QmpClient::Connect(absl::StrCat(dir, "/qmp.sock"), absl::Seconds(2));
+      QmpClient::Connect(QmpSocket(dir), absl::Seconds(2));
   if (qmp.ok() && qmp->Execute("quit", {}, absl::Seconds(2)).ok() &&
       vmm.Wait(absl::Seconds(5)).ok()) {
     return;
   }
   (void)vmm.Kill();
-}
-
-std::string ChooseAccel(const std::string& requested, const std::string& arch,
-                        const std::string& kernel, const std::string& cache_dir,
-                        std::string* why) {
-  if (requested == "kvm" || requested == "tcg") {
-    *why = "as requested";
-    return requested;
-  }
-  struct utsname u;
-  if (uname(&u) != 0 || arch != u.machine) {
-    *why = absl::StrCat("a ", arch, " guest on a ", u.machine, " host");
-    return "tcg";
-  }
-  if (access("/dev/kvm", R_OK | W_OK) != 0) {
-    *why = "/dev/kvm is absent or not accessible";
-    return "tcg";
-  }
-  struct stat st;
-  if (stat(kernel.c_str(), &st) != 0) {
-    *why = absl::StrCat("no kernel at ", kernel);
-    return "tcg";
-  }
-  const std::string cache = absl::StrCat(cache_dir, "/kvm-probe.", arch, ".",
-                                         st.st_ino, ".", st.st_mtim.tv_sec);
-  if (absl::StatusOr<std::string> known = ReadFile(cache); known.ok()) {
-    *why = absl::StrCat("KVM probe (remembered): ", *known);
-    return absl::StartsWith(*known, "works") ? "kvm" : "tcg";
-  }
-  VmSpec probe;
-  probe.set_name("kvm-probe");
-  probe.set_arch(arch);
-  probe.set_kernel(kernel);
-  probe.set_memory_mib(128);
-  probe.set_vcpus(1);
-  probe.set_boot_args("root=/dev/fcvm-none");
-  Launch launch;
-  launch.accel = "kvm";
-  SubprocessOptions options;
-  options.argv = *QemuArgv(probe, launch);
-  options.stdout_mode = StdioMode::kPipe;
-  options.stderr_mode = StdioMode::kPipe;
-  std::string verdict = "broken: QEMU did not start";
-  if (absl::StatusOr<Subprocess> qemu = Subprocess::Start(std::move(options));
-      qemu.ok()) {
-    absl::StatusOr<Subprocess::Output> out =
-        qemu->Communicate("", absl::Seconds(20));
-    if (!out.ok()) {
-      verdict = "broken: no kernel panic within 20 s";
-    } else if (absl::StrContains(out->stdout_data, "Kernel panic")) {
-      verdict = "works: the kernel booted to its expected panic";
-    } else {
-      // QEMU's first complaint, on one line.
-      const std::string complaint =
-          out->stderr_data.substr(0, out->stderr_data.find('\n'));
-      verdict = absl::StrCat("broken: ", complaint.empty()
-                                             ? "the kernel did not get far"
-                                             : complaint.substr(0, 200));
-    }
-  }
-  (void)WriteFileAtomically(cache, verdict);
-  *why = absl::StrCat("KVM probe: ", verdict);
-  return absl::StartsWith(verdict, "works") ? "kvm" : "tcg";
 }
 
 }  // namespace fcvm::runner::qemu

@@ -8,28 +8,35 @@
 namespace fcvm::runner::qemu {
 
 // QEMU as a VMM: the plan in fw_cfg (plan.json in the VM's directory), QMP
-// on qmp.sock there, the serial console on stdio.
+// on qmp.sock there, the serial console on stdio. Pause and resume are QMP
+// `stop` and `cont`. Snapshots and restores come with the snapshot
+// commands (runner/snapshot/); until then they are refused, and
+// Capabilities says so.
 class QemuVmm : public Vmm {
  public:
   explicit QemuVmm(std::string accel) : accel_(std::move(accel)) {}
 
   std::string Describe() const override;
-  absl::StatusOr<Subprocess> Start(const VmSpec& spec,
+  VmmCapabilities Capabilities() const override;
+  std::string GuestBlockDevice(int index) const override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Start(const VmSpec& spec,
                                    const std::string& dir) override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Restore(const VmSpec& spec,
+                                     const std::string& dir,
+                                     const RestoreSource& source) override;
+  [[nodiscard]] absl::Status Pause(const std::string& dir) override;
+  [[nodiscard]] absl::Status Resume(const std::string& dir) override;
+  [[nodiscard]] absl::Status Snapshot(const std::string& dir,
+                        const std::string& snapshot_dir) override;
+  // QMP `quit`, then SIGKILL.
   void ForceStop(Subprocess& vmm, const std::string& dir) override;
 
  private:
   std::string accel_;
 };
 
-// "kvm" only when a guest demonstrably runs under it here: the kernel
-// boots to its panic for want of a root filesystem (a few seconds under a
-// working KVM; a broken one fails at once or hangs). Remembered per kernel
-// in `cache_dir`. `requested` "kvm"/"tcg" is taken as given; `why` says how
-// "auto" was decided.
-std::string ChooseAccel(const std::string& requested, const std::string& arch,
-                        const std::string& kernel, const std::string& cache_dir,
-                        std::string* why);
+// The QMP socket in a VM's directory.
+std::string QmpSocket(const std::string& dir);
 
 }  // namespace fcvm::runner::qemu
 

@@ -16,7 +16,7 @@
 
 namespace fcvm::runner::qemu {
 
-absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
+[[nodiscard]] absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
                                              absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::StatusOr<UniqueFd> fd =
@@ -45,14 +45,14 @@ absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
   return client;
 }
 
-absl::Status QmpClient::Send(const QmpCommand& command) {
+[[nodiscard]] absl::Status QmpClient::Send(const QmpCommand& command) {
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(command, &json);
   json.push_back('\n');
   return WriteAll(fd_.get(), json, absl::StrCat("QMP at ", socket_path_));
 }
 
-absl::StatusOr<QmpMessage> QmpClient::ReadMessage(absl::Time deadline) {
+[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::ReadMessage(absl::Time deadline) {
   for (;;) {
     const size_t newline = buffer_.find('\n');
     if (newline != std::string::npos) {
@@ -91,7 +91,7 @@ absl::StatusOr<QmpMessage> QmpClient::ReadMessage(absl::Time deadline) {
   }
 }
 
-absl::StatusOr<google::protobuf::Value> QmpClient::Execute(
+[[nodiscard]] absl::StatusOr<google::protobuf::Value> QmpClient::Execute(
     const std::string& command, const google::protobuf::Struct& arguments,
     absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -116,7 +116,7 @@ absl::StatusOr<google::protobuf::Value> QmpClient::Execute(
   }
 }
 
-absl::StatusOr<QmpMessage> QmpClient::WaitEvent(const std::string& name,
+[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::WaitEvent(const std::string& name,
                                                 absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {

@@ -20,18 +20,18 @@ class QmpClient {
  public:
   // Connects (retrying until `timeout`: QEMU creates the socket a moment
   // after it starts) and enters command mode.
-  static absl::StatusOr<QmpClient> Connect(const std::string& socket_path,
+  [[nodiscard]] static absl::StatusOr<QmpClient> Connect(const std::string& socket_path,
                                            absl::Duration timeout);
 
   // The reply's "return" value, or the QMP error (class and description)
   // naming the command.
-  absl::StatusOr<google::protobuf::Value> Execute(
+  [[nodiscard]] absl::StatusOr<google::protobuf::Value> Execute(
       const std::string& command,
       const google::protobuf::Struct& arguments = {},
       absl::Duration timeout = absl::Seconds(10));
 
   // Waits for an event named `name` (one already received counts).
-  absl::StatusOr<QmpMessage> WaitEvent(const std::string& name,
+  [[nodiscard]] absl::StatusOr<QmpMessage> WaitEvent(const std::string& name,
                                        absl::Duration timeout);
 
   // The QEMU version the greeting announced, e.g. "7.2.22".
@@ -41,8 +41,8 @@ class QmpClient {
  private:
   QmpClient(UniqueFd fd, std::string socket_path)
       : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
-  absl::StatusOr<QmpMessage> ReadMessage(absl::Time deadline);
-  absl::Status Send(const QmpCommand& command);
+  [[nodiscard]] absl::StatusOr<QmpMessage> ReadMessage(absl::Time deadline);
+  [[nodiscard]] absl::Status Send(const QmpCommand& command);
 
   UniqueFd fd_;
   std::string socket_path_;

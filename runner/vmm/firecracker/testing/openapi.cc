@@ -187,7 +187,7 @@ YAML::Node BodySchema(const YAML::Node& operation) {
 
 }  // namespace
 
-absl::StatusOr<OpenApiSpec> OpenApiSpec::Load(const std::string& path) {
+[[nodiscard]] absl::StatusOr<OpenApiSpec> OpenApiSpec::Load(const std::string& path) {
   try {
     YAML::Node root = YAML::LoadFile(path);
     if (!root["paths"] || !root["definitions"]) {
@@ -205,7 +205,7 @@ std::string OpenApiSpec::version() const {
   return root_["info"]["version"].as<std::string>();
 }
 
-absl::Status OpenApiSpec::Check(const std::string& method,
+[[nodiscard]] absl::Status OpenApiSpec::Check(const std::string& method,
                                 const std::string& path,
                                 const std::string& body) const {
   const std::string request = absl::StrCat(method, " ", path);

@@ -1,0 +1,66 @@
+#include "runner/cli/context.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "runner/vmm/kvm.h"
+
+namespace fcvm::runner {
+
+std::string Context::Resolve(const std::string& path) const {
+  if (path.empty() || path[0] == '/') return path;
+  return absl::StrCat(workdir, "/", path);
+}
+
+[[nodiscard]] absl::Status Context::Finish() {
+  if (const char* bwd = std::getenv("BUILD_WORKING_DIRECTORY"); bwd && *bwd) {
+    workdir = bwd;
+  } else {
+    char cwd[4096];
+    workdir = getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : ".";
+  }
+  assets.arch = arch.empty() ? HostArch() : arch;
+  if (assets.arch != "x86_64" && assets.arch != "aarch64") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--arch '", arch, "': x86_64 or aarch64"));
+  }
+  assets.kernel = Resolve(kernel);
+  assets.rootfs = Resolve(rootfs);
+  for (const std::string& value : oci) {
+    const size_t eq = value.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == value.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--oci '", value, "': expected NAME=ARCHIVE"));
+    }
+    assets.oci[value.substr(0, eq)] = Resolve(value.substr(eq + 1));
+  }
+  if (firecracker.empty()) {
+    if (const char* fc = std::getenv("FCVM_FIRECRACKER"); fc && *fc) {
+      firecracker = fc;
+    }
+  }
+  if (firecracker.find('/') != std::string::npos) firecracker = Resolve(firecracker);
+  store = StateStore(state_dir.empty() ? StateStore::DefaultRoot()
+                                       : Resolve(state_dir));
+  return absl::OkStatus();
+}
+
+FactsRequest Context::Facts() const {
+  FactsRequest request;
+  request.assets = assets;
+  request.state_root = store.root();
+  request.firecracker = firecracker;
+  request.resolve = [this](const std::string& path) { return Resolve(path); };
+  return request;
+}
+
+std::vector<std::string> Context::HolderArgv() const {
+  char self[4096];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  return {length > 0 ? std::string(self, length) : "fcvm",
+          absl::StrCat("--state_dir=", store.root()), "netns-holder"};
+}
+
+}  // namespace fcvm::runner

@@ -1,0 +1,45 @@
+#ifndef FCVM_RUNNER_CLI_CONTEXT_H_
+#define FCVM_RUNNER_CLI_CONTEXT_H_
+
+// What every `fcvm` command gets from the global flags: the state store,
+// the guest's assets, the firecracker to use, and the caller's working
+// directory, which relative paths on the command line are relative to
+// (`bazel run` starts us in the runfiles tree; BUILD_WORKING_DIRECTORY is
+// where the user was).
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runner/state/state_store.h"
+#include "runner/vm/host_facts.h"
+
+namespace fcvm::runner {
+
+struct Context {
+  // Global flags as given.
+  std::string state_dir;
+  std::string kernel, rootfs, arch, firecracker;
+  std::vector<std::string> oci;  // NAME=ARCHIVE
+
+  // After Finish().
+  std::string workdir;
+  Assets assets;
+  StateStore store{""};
+
+  // Resolves the flags: paths made absolute against the caller's working
+  // directory, --oci split, the store's root chosen. Usage errors name the
+  // flag.
+  [[nodiscard]] absl::Status Finish();
+
+  // `path` absolute: as it is, or relative to the caller's directory.
+  std::string Resolve(const std::string& path) const;
+  // What GatherHostFacts needs from us.
+  FactsRequest Facts() const;
+  // The command line of `fcvm netns-holder` (this binary, this store).
+  std::vector<std::string> HolderArgv() const;
+};
+
+}  // namespace fcvm::runner
+
+#endif  // FCVM_RUNNER_CLI_CONTEXT_H_

@@ -1,0 +1,25 @@
+#ifndef FCVM_RUNNER_VM_RUN_H_
+#define FCVM_RUNNER_VM_RUN_H_
+
+// Runs a planned VM: creates it (create.h), says how (backend, disk,
+// volumes) on stderr, then supervises it in the foreground, or with -d in
+// a detached child, printing the name and ports once it is ready (as
+// `podman run -d` prints the container's id).
+
+#include <string>
+#include <vector>
+
+#include "runner/state/state_store.h"
+#include "runner/vm/launch.h"
+
+namespace fcvm::runner {
+
+// The process's exit code: the container's for a foreground run; 0 for a
+// detached one once ready; 125 when the VM failed before the container
+// ran (as Podman does), 1 when the run was refused.
+int RunVm(StateStore& store, Launch launch,
+          const std::vector<std::string>& holder_argv);
+
+}  // namespace fcvm::runner
+
+#endif  // FCVM_RUNNER_VM_RUN_H_

@@ -1,0 +1,366 @@
+// A stand-in for the firecracker binary where there is none (no
+// Firecracker release, no working KVM): it serves Firecracker's API on
+// --api-sock as Firecracker does, and boots the VM it was configured with
+// under QEMU (TCG unless $FCVM_STANDIN_ACCEL=kvm) at InstanceStart. What
+// it checks is Firecracker's contract, not QEMU's:
+//   - every request against Firecracker's own OpenAPI spec
+//     ($FCVM_STANDIN_SPEC; refused with a fault_message like Firecracker's),
+//   - the order of operations (pre-boot resources refused after
+//     InstanceStart, InstanceStart refused without a boot source, PATCH /vm
+//     refused before it),
+//   - MMDS as Firecracker holds it (one JSON document, PUT/PATCH/GET
+//     /mmds; V2 tokens; JSON or IMDS text by Accept; agent/testing/
+//     mmds_store.h), answered to the guest on 169.254.169.254:80 on the
+//     TAP of the interface MMDS is configured for, as Firecracker answers
+//     it on that interface,
+//   - the serial console on stdin/stdout, the process ending when the
+//     guest reboots or powers off, and the VM ending with the process (the
+//     QEMU child dies with it: setpriv --pdeathsig).
+// Where it differs from Firecracker: the guest sees QEMU's machine (its
+// serial, its devices); the stand-in appends QEMU's own platform
+// arguments to the boot arguments; MMDS traffic reaches the host's TAP
+// (Firecracker answers it inside the VMM), so a DNAT of host port 80 would
+// catch it; no snapshots yet; no jailer.
+// $FCVM_STANDIN_LOG names a file that gets "METHOD PATH BODY" per request.
+//   standin_firecracker --api-sock PATH [--id ID] | --version
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/testing/mmds_store.h"
+#include "base/subprocess.h"
+#include "base/testing/http_server.h"
+#include "google/protobuf/util/json_util.h"
+#include "runner/vmm/firecracker/api.pb.h"
+#include "runner/vmm/firecracker/testing/openapi.h"
+#include "runner/vmm/kvm.h"
+#include "runner/vmm/qemu/argv.h"
+#include "runner/vmm/qemu/qmp.h"
+
+namespace fcvm::runner::firecracker {
+namespace {
+
+using ::fcvm::testing::HttpAnswer;
+using ::fcvm::testing::HttpRequest;
+
+constexpr char kVersion[] = "1.16.1";
+
+HttpAnswer Fault(int status, const std::string& message) {
+  std::string body;
+  Error error;
+  error.set_fault_message(message);
+  (void)google::protobuf::util::MessageToJsonString(error, &body);
+  return {status, body};
+}
+
+template <typename Message>
+bool Parse(const std::string& body, Message* message) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // The spec check came first.
+  return google::protobuf::util::JsonStringToMessage(body, message, options).ok();
+}
+
+class Standin {
+ public:
+  Standin(std::string id, std::optional<testing::OpenApiSpec> spec,
+          std::string scratch)
+      : id_(std::move(id)), spec_(std::move(spec)), scratch_(std::move(scratch)) {}
+
+  HttpAnswer Handle(const HttpRequest& request);
+  // Blocks until InstanceStart has run QEMU, then until QEMU exits.
+  int WaitForTheVm();
+
+ private:
+  HttpAnswer Start() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpAnswer SetState(const std::string& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string StateName() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string id_;
+  const std::optional<testing::OpenApiSpec> spec_;
+  const std::string scratch_;
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<MachineConfiguration> machine_ ABSL_GUARDED_BY(mu_);
+  std::optional<BootSource> boot_ ABSL_GUARDED_BY(mu_);
+  std::vector<Drive> drives_ ABSL_GUARDED_BY(mu_);
+  std::vector<NetworkInterface> nics_ ABSL_GUARDED_BY(mu_);
+  std::optional<MmdsConfig> mmds_config_ ABSL_GUARDED_BY(mu_);
+  agent::testing::MmdsStore mmds_;
+  std::unique_ptr<fcvm::testing::HttpTestServer> mmds_server_;
+  std::optional<Subprocess> qemu_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string Standin::StateName() const {
+  return !started_ ? "Not started" : paused_ ? "Paused" : "Running";
+}
+
+HttpAnswer Standin::Handle(const HttpRequest& request) {
+  absl::MutexLock lock(&mu_);
+  // $FCVM_STANDIN_LOG: one line per request, for tests of the order.
+  if (const char* log = std::getenv("FCVM_STANDIN_LOG"); log && *log) {
+    if (FILE* f = std::fopen(log, "a")) {
+      std::fprintf(f, "%s %s %s\n", request.method.c_str(),
+                   request.path.c_str(), request.body.c_str());
+      std::fclose(f);
+    }
+  }
+  const std::string& path = request.path;
+  const bool body_request = request.method == "PUT" || request.method == "PATCH";
+  if (spec_.has_value()) {
+    absl::Status fits =
+        spec_->Check(request.method, path, body_request ? request.body : "");
+    if (!fits.ok()) return Fault(400, std::string(fits.message()));
+  }
+  if (request.method == "GET" && path == "/") {
+    return {200, absl::StrCat(R"({"app_name":"Firecracker","id":")", id_,
+                              R"(","state":")", StateName(),
+                              R"(","vmm_version":")", kVersion, R"("})")};
+  }
+  if (path == "/mmds") {
+    if (request.method == "GET") return {200, mmds_.Get()};
+    absl::Status done = request.method == "PUT" ? mmds_.Put(request.body)
+                                                : mmds_.Patch(request.body);
+    if (!done.ok()) {
+      return Fault(absl::IsResourceExhausted(done) ? 413 : 400,
+                   std::string(done.message()));
+    }
+    return {204, ""};
+  }
+  if (path == "/actions") {
+    InstanceActionInfo action;
+    if (!Parse(request.body, &action)) return Fault(400, "bad action body");
+    if (action.action_type() == "InstanceStart") {
+      if (started_) {
+        return Fault(400, "The requested operation is not supported after "
+                          "starting the microVM.");
+      }
+      return Start();
+    }
+    if (action.action_type() == "SendCtrlAltDel") {
+      if (HostArch() != "x86_64") {
+        return Fault(400, "SendCtrlAltDel does not supported on aarch64.");
+      }
+      absl::StatusOr<qemu::QmpClient> qmp = qemu::QmpClient::Connect(
+          absl::StrCat(scratch_, "/qmp.sock"), absl::Seconds(2));
+      google::protobuf::Struct keys;
+      auto* list = (*keys.mutable_fields())["keys"].mutable_list_value();
+      for (const char* key : {"ctrl", "alt", "delete"}) {
+        google::protobuf::Struct k;
+        (*k.mutable_fields())["type"].set_string_value("qcode");
+        (*k.mutable_fields())["data"].set_string_value(key);
+        *list->add_values()->mutable_struct_value() = k;
+      }
+      if (!qmp.ok() || !qmp->Execute("send-key", keys).ok()) {
+        return Fault(400, "SendCtrlAltDel failed");
+      }
+      return {204, ""};
+    }
+    if (action.action_type() == "FlushMetrics") return {204, ""};
+    return Fault(400, absl::StrCat("unknown action ", action.action_type()));
+  }
+  if (path == "/vm" && request.method == "PATCH") return SetState(request.body);
+  // Everything else configures the machine before it starts.
+  if (request.method != "PUT") return Fault(400, "not in this stand-in");
+  if (started_) {
+    return Fault(400, "The requested operation is not supported after "
+                      "starting the microVM.");
+  }
+  if (path == "/machine-config") {
+    MachineConfiguration machine;
+    if (!Parse(request.body, &machine)) return Fault(400, "bad body");
+    machine_ = machine;
+  } else if (path == "/boot-source") {
+    BootSource boot;
+    if (!Parse(request.body, &boot)) return Fault(400, "bad body");
+    boot_ = boot;
+  } else if (absl::StartsWith(path, "/drives/")) {
+    Drive drive;
+    if (!Parse(request.body, &drive)) return Fault(400, "bad body");
+    if (drive.drive_id() != path.substr(8)) {
+      return Fault(400, "The id from the path does not match the id from the body!");
+    }
+    drives_.push_back(drive);
+  } else if (absl::StartsWith(path, "/network-interfaces/")) {
+    NetworkInterface nic;
+    if (!Parse(request.body, &nic)) return Fault(400, "bad body");
+    nics_.push_back(nic);
+  } else if (path == "/mmds/config") {
+    MmdsConfig config;
+    if (!Parse(request.body, &config)) return Fault(400, "bad body");
+    mmds_config_ = config;
+  } else if (path != "/entropy" && path != "/logger" && path != "/metrics" &&
+             path != "/vsock") {
+    return Fault(400, absl::StrCat("the stand-in does not take ", path));
+  }
+  return {204, ""};
+}
+
+HttpAnswer Standin::SetState(const std::string& body) {
+  if (!started_) {
+    return Fault(400, "The requested operation is not supported before "
+                      "starting the microVM.");
+  }
+  Vm vm;
+  if (!Parse(body, &vm)) return Fault(400, "bad body");
+  absl::StatusOr<qemu::QmpClient> qmp = qemu::QmpClient::Connect(
+      absl::StrCat(scratch_, "/qmp.sock"), absl::Seconds(2));
+  if (!qmp.ok()) return Fault(400, std::string(qmp.status().message()));
+  const bool pause = vm.state() == "Paused";
+  if (absl::Status done = qmp->Execute(pause ? "stop" : "cont").status();
+      !done.ok()) {
+    return Fault(400, std::string(done.message()));
+  }
+  paused_ = pause;
+  return {204, ""};
+}
+
+HttpAnswer Standin::Start() {
+  if (!boot_.has_value() || boot_->kernel_image_path().empty()) {
+    return Fault(400, "Cannot start microvm that was not configured yet: no "
+                      "boot source");
+  }
+  VmSpec spec;
+  spec.set_name(id_);
+  spec.set_arch(HostArch());
+  spec.set_kernel(boot_->kernel_image_path());
+  // Firecracker's arguments, then QEMU's platform needs: the later
+  // console= and reboot= win (reboot=t: a reset is a triple fault, which
+  // QEMU's -no-reboot turns into its exit, as Firecracker exits).
+  spec.set_boot_args(absl::StrCat(
+      boot_->boot_args(),
+      spec.arch() == "x86_64" ? " reboot=t" : " console=ttyAMA0"));
+  spec.set_vcpus(machine_.has_value() ? machine_->vcpu_count() : 1);
+  spec.set_memory_mib(machine_.has_value() ? machine_->mem_size_mib() : 128);
+  for (const Drive& drive : drives_) {
+    Disk* disk = spec.add_disks();
+    disk->set_path(drive.path_on_host());
+    disk->set_read_only(drive.is_read_only());
+  }
+  std::string mmds_tap;
+  for (const NetworkInterface& nic : nics_) {
+    Nic* out = spec.add_nics();
+    out->set_tap(nic.host_dev_name());
+    out->set_guest_mac(nic.guest_mac());
+    if (mmds_config_.has_value() && !mmds_config_->network_interfaces().empty() &&
+        mmds_config_->network_interfaces(0) == nic.iface_id()) {
+      mmds_tap = nic.host_dev_name();
+    }
+  }
+  if (!mmds_tap.empty()) {
+    // Firecracker answers 169.254.169.254 on this interface itself; the
+    // stand-in answers it on the host end of the TAP.
+    SubprocessOptions ip;
+    ip.argv = {"ip", "addr", "add", "169.254.169.254/32", "dev", mmds_tap};
+    if (absl::StatusOr<Subprocess::Output> added = RunCommand(ip, absl::Seconds(10));
+        !added.ok()) {
+      return Fault(400, absl::StrCat("stand-in MMDS on ", mmds_tap, ": ",
+                                     added.status().message()));
+    }
+    absl::StatusOr<std::unique_ptr<fcvm::testing::HttpTestServer>> server =
+        fcvm::testing::HttpTestServer::StartTcp(
+            [this](const HttpRequest& guest) {
+              agent::testing::MmdsHeaders headers(guest.headers.begin(),
+                                                  guest.headers.end());
+              agent::testing::MmdsAnswer answer =
+                  mmds_.Answer(guest.method, guest.path, headers);
+              return HttpAnswer{answer.status, answer.body, answer.content_type};
+            },
+            "169.254.169.254", 80, mmds_tap);
+    if (!server.ok()) {
+      return Fault(400, absl::StrCat("stand-in MMDS: ", server.status().message()));
+    }
+    mmds_server_ = std::move(*server);
+  }
+  qemu::Launch launch;
+  const char* accel = std::getenv("FCVM_STANDIN_ACCEL");
+  launch.accel = accel != nullptr && std::string(accel) == "kvm" ? "kvm" : "tcg";
+  launch.console = "stdio";
+  launch.qmp_socket = absl::StrCat(scratch_, "/qmp.sock");
+  absl::StatusOr<std::vector<std::string>> argv = qemu::QemuArgv(spec, launch);
+  if (!argv.ok()) return Fault(400, std::string(argv.status().message()));
+  SubprocessOptions options;
+  // Killed with its parent, as a VM dies with the Firecracker process.
+  options.argv = {"setpriv", "--pdeathsig", "SIGKILL", "--"};
+  options.argv.insert(options.argv.end(), argv->begin(), argv->end());
+  options.stdin_mode = options.stdout_mode = options.stderr_mode =
+      StdioMode::kInherit;
+  options.new_process_group = false;
+  absl::StatusOr<Subprocess> qemu = Subprocess::Start(std::move(options));
+  if (!qemu.ok()) return Fault(400, std::string(qemu.status().message()));
+  qemu_.emplace(std::move(*qemu));
+  started_ = true;
+  return {204, ""};
+}
+
+int Standin::WaitForTheVm() {
+  mu_.LockWhen(absl::Condition(
+      +[](bool* started) { return *started; }, &started_));
+  Subprocess& qemu = *qemu_;
+  mu_.Unlock();
+  absl::StatusOr<ExitStatus> exit = qemu.Wait();
+  if (!exit.ok()) return 1;
+  return exit->signaled ? 128 + exit->signal : exit->code;
+}
+
+}  // namespace
+}  // namespace fcvm::runner::firecracker
+
+int main(int argc, char** argv) {
+  std::string api, id = "anonymous-instance";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--version") {
+      std::printf("Firecracker v%s (fcvm stand-in: the VM runs under QEMU)\n",
+                  fcvm::runner::firecracker::kVersion);
+      return 0;
+    }
+    if (arg == "--api-sock" && i + 1 < argc) api = argv[++i];
+    if (arg == "--id" && i + 1 < argc) id = argv[++i];
+  }
+  if (api.empty()) {
+    std::cerr << "standin_firecracker: --api-sock PATH is required\n";
+    return 2;
+  }
+  std::optional<fcvm::runner::firecracker::testing::OpenApiSpec> spec;
+  if (const char* path = std::getenv("FCVM_STANDIN_SPEC"); path && *path) {
+    absl::StatusOr<fcvm::runner::firecracker::testing::OpenApiSpec> loaded =
+        fcvm::runner::firecracker::testing::OpenApiSpec::Load(path);
+    if (!loaded.ok()) {
+      std::cerr << "standin_firecracker: " << loaded.status() << "\n";
+      return 1;
+    }
+    spec.emplace(std::move(*loaded));
+  }
+  // QEMU's QMP socket, beside the API socket's directory would do, but
+  // sun_path is short: a directory of our own under /tmp.
+  char scratch[] = "/tmp/fc-standin.XXXXXX";
+  if (mkdtemp(scratch) == nullptr) return 1;
+  fcvm::runner::firecracker::Standin standin(id, std::move(spec), scratch);
+  absl::StatusOr<std::unique_ptr<fcvm::testing::HttpTestServer>> server =
+      fcvm::testing::HttpTestServer::StartUnix(
+          api, [&](const fcvm::testing::HttpRequest& request) {
+            return standin.Handle(request);
+          });
+  if (!server.ok()) {
+    std::cerr << "standin_firecracker: " << server.status() << "\n";
+    return 1;
+  }
+  const int code = standin.WaitForTheVm();
+  server->reset();
+  unlink(absl::StrCat(scratch, "/qmp.sock").c_str());
+  rmdir(scratch);
+  unlink(api.c_str());
+  return code;
+}
