@@ -32,7 +32,8 @@ class CleanUp : public ::testing::Environment {
  public:
   void TearDown() override {
     const std::string dir = TempPath("");
-    for (const char* name : {"a.sock", "plain", "late.sock"}) {
+    for (const char* name :
+         {"a.sock", "plain", "late.sock", "live.sock", "own.sock"}) {
       unlink(absl::StrCat(dir, name).c_str());
     }
     rmdir(dir.c_str());
@@ -55,6 +56,75 @@ TEST(UnixSocketTest, ListensWithTheModeAskedAndAccepts) {
   // A stale socket from an earlier server is replaced.
   server->reset();
   EXPECT_TRUE(ListenUnixStream(path, 0600, "test").ok());
+}
+
+TEST(UnixSocketTest, RefusesToTakeOverALiveListener) {
+  const std::string path = TempPath("live.sock");
+  absl::StatusOr<UniqueFd> first = ListenUnixStream(path, 0600, "first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  struct stat before;
+  ASSERT_EQ(lstat(path.c_str(), &before), 0);
+  absl::StatusOr<UniqueFd> second =
+      ListenUnixStream(path, 0600, "memory server");
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(second.status())) << second.status();
+  EXPECT_EQ(second.status().message(),
+            absl::StrCat("memory server: another server listens on ", path,
+                         "; not replacing it"));
+  // The first server keeps its socket file and its clients.
+  struct stat after;
+  ASSERT_EQ(lstat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  absl::StatusOr<UniqueFd> client = ConnectUnixStream(path, "test");
+  ASSERT_TRUE(client.ok()) << client.status();
+  // The probe's connection and this one are both waiting for the first.
+  for (int i = 0; i < 2; ++i) {
+    UniqueFd accepted(accept4(first->get(), nullptr, nullptr, SOCK_CLOEXEC));
+    EXPECT_TRUE(accepted) << i;
+  }
+  // Once it stops listening, its socket is stale and may be replaced.
+  first->reset();
+  EXPECT_TRUE(ListenUnixStream(path, 0600, "third").ok());
+}
+
+TEST(UnixSocketTest, RemovesTheSocketOnlyWhileItIsStillItsOwn) {
+  const std::string path = TempPath("own.sock");
+  SocketFileId first_id;
+  absl::StatusOr<UniqueFd> first =
+      ListenUnixStream(path, 0600, "first", &first_id);
+  ASSERT_TRUE(first.ok()) << first.status();
+  struct stat st;
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_EQ(first_id.ino, st.st_ino);
+  EXPECT_EQ(first_id.dev, st.st_dev);
+  // The first server stops listening; a second one takes the stale path
+  // (here the new socket file may well get the old one's inode number).
+  first->reset();
+  SocketFileId second_id;
+  absl::StatusOr<UniqueFd> second =
+      ListenUnixStream(path, 0600, "second", &second_id);
+  ASSERT_TRUE(second.ok()) << second.status();
+  // The first one's clean-up leaves the second's socket alone.
+  absl::StatusOr<bool> removed = RemoveUnixSocketIfSame(path, first_id);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_FALSE(*removed);
+  EXPECT_TRUE(ConnectUnixStream(path, "test").ok());
+  // Nor does it remove one of another inode once that one is stale.
+  SocketFileId other = second_id;
+  other.ino += 1;
+  second->reset();
+  removed = RemoveUnixSocketIfSame(path, other);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_FALSE(*removed);
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  // Its own, once closed, it removes.
+  removed = RemoveUnixSocketIfSame(path, second_id);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(*removed);
+  EXPECT_NE(lstat(path.c_str(), &st), 0);
+  removed = RemoveUnixSocketIfSame(path, second_id);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_FALSE(*removed);  // Gone already.
 }
 
 TEST(UnixSocketTest, RefusesToReplaceAFileThatIsNotASocket) {
