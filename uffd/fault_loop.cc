@@ -1,9 +1,9 @@
 #include "uffd/fault_loop.h"
 
 #include <linux/userfaultfd.h>
-#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,14 +12,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status.h"
 #include "uffd/userfaultfd.h"
 
 namespace fcvm::uffd {
 namespace {
 
-// epoll data: the VM's id, shifted, with the low bit saying which fd.
+// epoll data: the loop's own descriptors, or a VM's id shifted, with the
+// low bits saying which of its descriptors (ids start at 1, so a VM's tag
+// is never one of the loop's).
 constexpr uint64_t kWakeTag = 0;
-uint64_t Tag(uint64_t id, bool pidfd) { return (id << 1) | (pidfd ? 1 : 0); }
+constexpr uint64_t kTimerTag = 1;
+enum VmFd : uint64_t { kUffd = 0, kPidfd = 1, kConnection = 2 };
+uint64_t Tag(uint64_t id, VmFd fd) { return (id << 2) | fd; }
 
 // 2 MiB of zeros: zero "pages" for hugetlbfs regions, where UFFDIO_ZEROPAGE
 // is not supported.
@@ -34,15 +39,13 @@ constexpr int kBatch = 64;
 // EAGAIN: the address space is changing (an event such as REMOVE is in
 // flight). Reading the event is not enough: the kernel clears the state
 // only when the thread that caused it (madvise, in the VM) runs again. So
-// the retry must give it a CPU: yield, then sleep, growing to 1 ms.
+// the VM's faults wait a little, growing to 1 ms, while the loop serves
+// the others; a VM that makes no progress for 10 s is given up.
 constexpr absl::Duration kAgainLimit = absl::Seconds(10);
-void BackOff(int attempt) {
-  if (attempt < 4) {
-    sched_yield();
-  } else {
-    absl::SleepFor(
-        absl::Microseconds(std::min(1000, 10 << std::min(attempt - 4, 7))));
-  }
+absl::Duration AgainDelay(int attempt) {
+  return std::min(
+      absl::Milliseconds(1),
+      absl::Microseconds(10) * (int64_t{1} << std::min(attempt, 7)));
 }
 
 }  // namespace
@@ -90,34 +93,64 @@ void RemovedRanges::Remove(uint64_t start, uint64_t end) {
 }
 
 FaultLoop::FaultLoop(const MemoryFile& memory, Options options)
-    : memory_(memory), options_(std::move(options)) {
-  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
-  wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  epoll_event event = {};
-  event.events = EPOLLIN;
-  event.data.u64 = kWakeTag;
-  epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &event);
-}
+    : memory_(memory),
+      options_(std::move(options)),
+      kernel_(options_.kernel != nullptr ? *options_.kernel
+                                         : KernelCalls::Real()) {}
 
 FaultLoop::~FaultLoop() = default;
+
+[[nodiscard]] absl::StatusOr<std::unique_ptr<FaultLoop>> FaultLoop::Create(
+    const MemoryFile& memory, Options options) {
+  std::unique_ptr<FaultLoop> loop(new FaultLoop(memory, std::move(options)));
+  const std::string& name = loop->options_.name;
+  loop->epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!loop->epoll_) return ErrnoStatus(absl::StrCat(name, ": epoll_create1"));
+  loop->wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!loop->wake_) return ErrnoStatus(absl::StrCat(name, ": eventfd"));
+  loop->timer_.reset(
+      timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!loop->timer_) return ErrnoStatus(absl::StrCat(name, ": timerfd_create"));
+  for (auto [fd, tag] :
+       {std::pair<int, uint64_t>{loop->wake_.get(), kWakeTag},
+        std::pair<int, uint64_t>{loop->timer_.get(), kTimerTag}}) {
+    epoll_event event = {};
+    event.events = EPOLLIN;
+    event.data.u64 = tag;
+    if (epoll_ctl(loop->epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+      return ErrnoStatus(absl::StrCat(name, ": epoll_ctl"));
+    }
+  }
+  return loop;
+}
 
 void FaultLoop::Wake() {
   const uint64_t one = 1;
   (void)!write(wake_.get(), &one, sizeof(one));
 }
 
-void FaultLoop::Add(std::unique_ptr<ServedVm> vm) {
+std::unique_ptr<ServedVm> FaultLoop::Add(std::unique_ptr<ServedVm> vm) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (dead_ || stop_) return vm;
     inbox_.push_back(std::move(vm));
   }
   Wake();
+  return nullptr;
 }
 
 void FaultLoop::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+  }
+  Wake();
+}
+
+void FaultLoop::Freeze() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    freeze_ = true;
   }
   Wake();
 }
@@ -137,6 +170,12 @@ std::vector<std::string> FaultLoop::Describe() const {
   return lines;
 }
 
+ServedVm* FaultLoop::Find(uint64_t id) {
+  // Only this thread changes vms_: no lock needed to read it here.
+  auto it = vms_.find(id);
+  return it == vms_.end() ? nullptr : it->second.get();
+}
+
 void FaultLoop::TakeNewVms() {
   std::vector<std::unique_ptr<ServedVm>> taken;
   {
@@ -145,23 +184,54 @@ void FaultLoop::TakeNewVms() {
   }
   for (std::unique_ptr<ServedVm>& vm : taken) {
     const uint64_t id = vm->id;
-    epoll_event event = {};
-    event.events = EPOLLIN;
-    event.data.u64 = Tag(id, false);
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vm->uffd.get(), &event) != 0) {
-      const std::string why =
-          absl::StrCat("cannot watch its uffd: ", strerror(errno));
-      if (options_.on_leave) options_.on_leave(*vm, why);
+    // A frozen loop serves nothing: only the exit watches are taken.
+    struct Watch {
+      int fd;
+      VmFd which;
+      uint32_t events;
+      const char* what;
+    };
+    const Watch watches[] = {
+        {frozen_ ? -1 : vm->uffd.get(), kUffd, EPOLLIN, "its uffd"},
+        {vm->pidfd.get(), kPidfd, EPOLLIN, "its process (pidfd)"},
+        {vm->connection.get(), kConnection, EPOLLRDHUP, "its socket"},
+    };
+    std::string failed;
+    for (const Watch& w : watches) {
+      if (w.fd < 0) continue;
+      epoll_event event = {};
+      event.events = w.events;
+      event.data.u64 = Tag(id, w.which);
+      if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, w.fd, &event) != 0) {
+        failed = absl::StrCat("cannot watch ", w.what, ": ", strerror(errno));
+        break;
+      }
+    }
+    if (!failed.empty()) {
+      // Whatever was added goes with the descriptors, closed below.
+      for (const Watch& w : watches) {
+        if (w.fd >= 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.fd, nullptr);
+      }
+      if (options_.on_leave) options_.on_leave(*vm, failed);
       continue;
     }
-    if (vm->pidfd) {
-      event.data.u64 = Tag(id, true);
-      epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, vm->pidfd.get(), &event);
-    }
-    if (!vm->prefetch.empty()) prefetching_.push_back(id);
+    if (vm->plan != nullptr && !frozen_) prefetching_.push_back(id);
     std::lock_guard<std::mutex> lock(mu_);
     vms_[id] = std::move(vm);
   }
+}
+
+void FaultLoop::ApplyFreeze() {
+  frozen_ = true;
+  freeze_applied_ = true;
+  // The uffds stay open (their VMs wait) but unwatched: nothing read,
+  // nothing resolved, and no level-triggered wake-ups for them.
+  for (auto& [id, vm] : vms_) {
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->uffd.get(), nullptr);
+    vm->faults.clear();
+  }
+  prefetching_.clear();
+  waiting_.clear();
 }
 
 void FaultLoop::Drop(uint64_t id, const std::string& why) {
@@ -173,28 +243,28 @@ void FaultLoop::Drop(uint64_t id, const std::string& why) {
     vm = std::move(it->second);
     vms_.erase(it);
   }
-  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->uffd.get(), nullptr);
-  if (vm->pidfd)
-    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, vm->pidfd.get(), nullptr);
-  FinishRecording(*vm);
+  for (int fd : {vm->uffd.get(), vm->pidfd.get(), vm->connection.get()}) {
+    if (fd >= 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  }
+  waiting_.erase(id);
   if (options_.on_leave) options_.on_leave(*vm, why);
 }
 
-void FaultLoop::FinishRecording(ServedVm& vm) {
-  if (!vm.recording || options_.recorder == nullptr) return;
-  vm.recording = false;
-  absl::StatusOr<size_t> pages = options_.recorder->Finish();
-  if (!options_.log) return;
-  if (!pages.ok()) {
-    options_.log(
-        absl::StrCat("working set not written: ", pages.status().message()));
-  } else if (*pages > 0) {
-    options_.log(absl::StrCat("working set: ", *pages,
-                              " pages written, recorded from vm ", vm.id));
+bool FaultLoop::FileChanged() {
+  absl::StatusOr<FileChange> change = memory_.Check();
+  if (!change.ok() || !change->in_place) return false;
+  // Nothing more is served from this turn on; the uffds leave the epoll
+  // at the next.
+  frozen_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    freeze_ = true;
   }
+  if (options_.on_file_changed) options_.on_file_changed(change->what);
+  return true;
 }
 
-std::string FaultLoop::DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults) {
+std::string FaultLoop::DrainEvents(ServedVm& vm) {
   uffd_msg messages[kBatch];
   for (;;) {
     const ssize_t got = read(vm.uffd.get(), messages, sizeof(messages));
@@ -206,11 +276,12 @@ std::string FaultLoop::DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults) {
     if (got == 0 || got % sizeof(uffd_msg) != 0) {
       return "its uffd returned a partial message";
     }
+    const absl::Time now = absl::Now();
     for (size_t i = 0; i < got / sizeof(uffd_msg); ++i) {
       const uffd_msg& m = messages[i];
       switch (m.event) {
         case UFFD_EVENT_PAGEFAULT:
-          faults.push_back(m.arg.pagefault.address);
+          vm.faults.push_back({m.arg.pagefault.address, now});
           break;
         case UFFD_EVENT_REMOVE:
           vm.removed.Add(m.arg.remove.start, m.arg.remove.end);
@@ -226,159 +297,225 @@ std::string FaultLoop::DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults) {
   }
 }
 
-std::string FaultLoop::Resolve(ServedVm& vm, uint64_t fault_address,
-                               std::deque<uint64_t>& later) {
-  const absl::Time start = absl::Now();
+FaultLoop::Outcome FaultLoop::Resolve(ServedVm& vm, uint64_t fault_address,
+                                      absl::Time read) {
   const MemoryRegion* region = vm.regions.Find(fault_address);
   if (region == nullptr) {
-    return absl::StrCat("fault at 0x", absl::Hex(fault_address),
-                        ", outside every region it declared");
+    return {false, false,
+            absl::StrCat("fault at 0x", absl::Hex(fault_address),
+                         ", outside every region it declared")};
   }
   const uint64_t page = region->page_size;
   const uint64_t address = fault_address & ~(page - 1);
-  for (int attempt = 0;; ++attempt) {
-    const bool zero = vm.removed.Contains(address);
-    ResolveResult result;
-    const uint64_t offset = RegionTable::FileOffset(*region, address);
-    if (zero && page == 4096) {
-      result = ZeroPages(vm.uffd.get(), address, page);
-    } else {
-      result = Copy(vm.uffd.get(), address,
-                    zero ? ZeroSource() : memory_.data() + offset, page);
-    }
-    switch (result.kind) {
-      case ResolveResult::kDone:
-        if (zero) {
-          vm.removed.Remove(address, address + page);
-          vm.stats.zero_faults.fetch_add(1, std::memory_order_relaxed);
-        }
-        vm.stats.faults.fetch_add(1, std::memory_order_relaxed);
-        vm.stats.fault_bytes.fetch_add(page, std::memory_order_relaxed);
-        if (!vm.working_set.empty()) {
-          (std::binary_search(vm.working_set.begin(), vm.working_set.end(),
-                              offset)
-               ? vm.stats.faults_in_working_set
-               : vm.stats.faults_outside_working_set)
-              .fetch_add(1, std::memory_order_relaxed);
-        }
-        if (vm.recording && options_.recorder != nullptr) {
-          if (options_.recorder->Recording(vm.pid, absl::Now())) {
-            options_.recorder->Add(offset, page);
-          } else {
-            FinishRecording(vm);
-          }
-        }
-        vm.stats.latency.Add(absl::Now() - start);
-        return "";
-      case ResolveResult::kExists:
-        // Filled meanwhile (a prefetch without wakeups, a racing fault):
-        // the faulting threads still sleep.
-        vm.stats.exists.fetch_add(1, std::memory_order_relaxed);
-        (void)uffd::Wake(vm.uffd.get(), address, page);
-        vm.stats.latency.Add(absl::Now() - start);
-        return "";
-      case ResolveResult::kAgain: {
-        vm.stats.retries.fetch_add(1, std::memory_order_relaxed);
-        if (absl::Now() - start > kAgainLimit) {
-          return absl::StrCat("UFFDIO_COPY kept answering EAGAIN for ",
-                              absl::FormatDuration(kAgainLimit));
-        }
-        std::string failed = DrainEvents(vm, later);
-        if (!failed.empty()) return failed;
-        BackOff(attempt);
-        continue;
+  const bool zero = vm.removed.Contains(address);
+  const uint64_t offset = RegionTable::FileOffset(*region, address);
+  const ResolveResult result =
+      zero && page == 4096
+          ? kernel_.ZeroPages(vm.uffd.get(), address, page)
+          : kernel_.Copy(vm.uffd.get(), address,
+                         zero ? ZeroSource() : memory_.data() + offset, page,
+                         /*wake=*/true);
+  switch (result.kind) {
+    case ResolveResult::kDone: {
+      const absl::Time now = absl::Now();
+      if (zero) {
+        vm.removed.Remove(address, address + page);
+        vm.stats.zero_faults.fetch_add(1, std::memory_order_relaxed);
       }
-      case ResolveResult::kGone:
-        return absl::StrCat("its address space is gone (",
-                            strerror(result.error), ")");
-      case ResolveResult::kInvalid:
-        return absl::StrCat(zero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY", " at 0x",
-                            absl::Hex(address),
-                            " failed: ", strerror(result.error));
+      vm.stats.faults.fetch_add(1, std::memory_order_relaxed);
+      vm.stats.fault_bytes.fetch_add(page, std::memory_order_relaxed);
+      if (vm.plan != nullptr) {
+        (vm.plan->Contains(offset) ? vm.stats.faults_in_working_set
+                                   : vm.stats.faults_outside_working_set)
+            .fetch_add(1, std::memory_order_relaxed);
+      }
+      if (vm.recording && options_.recorder != nullptr) {
+        options_.recorder->Add(vm.id, offset, page, now);
+      }
+      vm.stats.latency.Add(now - read);
+      return {};
     }
-  }
-}
-
-std::string FaultLoop::ServeEvents(ServedVm& vm) {
-  std::deque<uint64_t> faults;
-  std::string failed = DrainEvents(vm, faults);
-  while (failed.empty() && !faults.empty()) {
-    const uint64_t address = faults.front();
-    faults.pop_front();
-    failed = Resolve(vm, address, faults);
-  }
-  return failed;
-}
-
-std::string FaultLoop::PrefetchOneBatch(ServedVm& vm) {
-  const PrefetchRun& run = vm.prefetch[vm.prefetch_next];
-  uint64_t done = vm.prefetch_run_done;
-  while (done < run.length) {
-    const uint64_t address = run.address + done;
-    if (vm.removed.Intersects(address, run.address + run.length)) {
-      // The VM gave some of it back: the fault path knows what to put
-      // there (zeros), the prefetch does not.
+    case ResolveResult::kExists:
+      // Filled meanwhile (a prefetch without wakeups, a racing fault):
+      // the faulting threads still sleep.
+      vm.stats.exists.fetch_add(1, std::memory_order_relaxed);
+      (void)uffd::Wake(vm.uffd.get(), address, page);
+      vm.stats.latency.Add(absl::Now() - read);
+      return {};
+    case ResolveResult::kAgain:
+      return {true, false, ""};
+    case ResolveResult::kGone:
+      // EFAULT also comes from our side: the memory file shrank under the
+      // mapping. Then the VM is not gone, and must not be told it is.
+      if (!zero && result.error == EFAULT && FileChanged()) {
+        return {false, true, ""};
+      }
+      return {false, false,
+              absl::StrCat("its address space is gone (",
+                           strerror(result.error), ")")};
+    case ResolveResult::kInvalid:
       break;
-    }
-    const MemoryRegion* region = vm.regions.Find(address);
-    const uint64_t page = region != nullptr ? region->page_size : 4096;
-    ResolveResult result =
-        Copy(vm.uffd.get(), address, memory_.data() + run.file_offset + done,
-             run.length - done, /*wake=*/false);
-    done += result.bytes;
-    vm.stats.prefetched_bytes.fetch_add(result.bytes,
-                                        std::memory_order_relaxed);
-    vm.stats.prefetched_pages.fetch_add(result.bytes / page,
-                                        std::memory_order_relaxed);
-    switch (result.kind) {
-      case ResolveResult::kDone:
-        break;
-      case ResolveResult::kExists:
-        // That page came on demand first: skip it (its faulting threads
-        // were woken by the fault path).
-        done += page;
-        break;
-      case ResolveResult::kAgain: {
-        vm.stats.retries.fetch_add(1, std::memory_order_relaxed);
-        std::deque<uint64_t> faults;
-        std::string failed = DrainEvents(vm, faults);
-        while (failed.empty() && !faults.empty()) {
-          const uint64_t a = faults.front();
-          faults.pop_front();
-          failed = Resolve(vm, a, faults);
-        }
-        if (!failed.empty()) return failed;
-        // The rest of the run waits for the next turn: the address space
-        // is still changing, and its faults come first.
-        vm.prefetch_run_done = done;
-        return "";
-      }
-      case ResolveResult::kGone:
-        return absl::StrCat("its address space is gone (",
-                            strerror(result.error), ")");
-      case ResolveResult::kInvalid:
-        // A removed or unregistered range: leave the rest of this run to
-        // the fault path.
-        done = run.length;
-        break;
-    }
   }
-  ++vm.prefetch_next;
-  vm.prefetch_run_done = 0;
+  return {
+      false, false,
+      absl::StrCat(zero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY", " at 0x",
+                   absl::Hex(address), " failed: ", strerror(result.error))};
+}
+
+std::string FaultLoop::Again(ServedVm& vm) {
+  const absl::Time now = absl::Now();
+  vm.stats.retries.fetch_add(1, std::memory_order_relaxed);
+  if (vm.again_attempts == 0) {
+    vm.again_since = now;
+  } else if (now - vm.again_since > kAgainLimit) {
+    return absl::StrCat("UFFDIO_COPY kept answering EAGAIN for ",
+                        absl::FormatDuration(kAgainLimit));
+  }
+  vm.retry_at = now + AgainDelay(vm.again_attempts++);
+  waiting_.insert(vm.id);
   return "";
 }
 
-void FaultLoop::Run() {
+std::string FaultLoop::ResolveQueue(ServedVm& vm) {
+  if (frozen_ || vm.retry_at > absl::Now()) return "";
+  while (!vm.faults.empty()) {
+    const ServedVm::Fault fault = vm.faults.front();
+    const Outcome outcome = Resolve(vm, fault.address, fault.read);
+    if (!outcome.error.empty()) return outcome.error;
+    if (outcome.frozen) return "";
+    if (outcome.again) {
+      // Read what is queued (the REMOVE the VM's madvise waits on), then
+      // let the VM's thread run before trying again.
+      std::string failed = DrainEvents(vm);
+      if (!failed.empty()) return failed;
+      return Again(vm);
+    }
+    vm.again_attempts = 0;
+    vm.faults.pop_front();
+  }
+  return "";
+}
+
+std::string FaultLoop::ServeEvents(ServedVm& vm) {
+  std::string failed = DrainEvents(vm);
+  if (!failed.empty()) return failed;
+  return ResolveQueue(vm);
+}
+
+void FaultLoop::RetryDue() {
+  const absl::Time now = absl::Now();
+  std::vector<uint64_t> due;
+  for (uint64_t id : waiting_) {
+    ServedVm* vm = Find(id);
+    if (vm == nullptr || vm->retry_at <= now) due.push_back(id);
+  }
+  for (uint64_t id : due) {
+    waiting_.erase(id);
+    ServedVm* vm = Find(id);
+    if (vm == nullptr) continue;
+    vm->retry_at = absl::InfinitePast();
+    const std::string failed = ResolveQueue(*vm);
+    if (!failed.empty()) Drop(id, failed);
+  }
+}
+
+[[nodiscard]] absl::Status FaultLoop::ArmRetryTimer() {
+  absl::Time earliest = absl::InfiniteFuture();
+  for (uint64_t id : waiting_) {
+    if (const ServedVm* vm = Find(id))
+      earliest = std::min(earliest, vm->retry_at);
+  }
+  if (earliest == timer_armed_for_) return absl::OkStatus();
+  itimerspec spec = {};  // All zero: disarmed.
+  if (earliest != absl::InfiniteFuture()) {
+    const absl::Duration in =
+        std::max(earliest - absl::Now(), absl::Nanoseconds(1));
+    spec.it_value = absl::ToTimespec(in);
+  }
+  if (timerfd_settime(timer_.get(), 0, &spec, nullptr) != 0) {
+    return ErrnoStatus(absl::StrCat(options_.name, ": timerfd_settime"));
+  }
+  timer_armed_for_ = earliest;
+  return absl::OkStatus();
+}
+
+std::string FaultLoop::PrefetchOneSpan(ServedVm& vm) {
+  const PrefetchPlan& plan = *vm.plan;
+  const std::optional<PrefetchSpan> span =
+      NextPrefetchSpan(plan, vm.regions, vm.prefetch);
+  if (!span.has_value()) return "";
+  if (vm.removed.Intersects(span->address, span->address + span->length)) {
+    // The VM gave some of it back: the fault path knows what to put there
+    // (zeros), the prefetch does not.
+    AdvancePrefetch(plan, vm.prefetch, span->length);
+    return "";
+  }
+  const uint64_t page = plan.page_size();
+  const ResolveResult result =
+      kernel_.Copy(vm.uffd.get(), span->address,
+                   memory_.data() + span->file_offset, span->length,
+                   /*wake=*/false);
+  vm.stats.prefetched_bytes.fetch_add(result.bytes, std::memory_order_relaxed);
+  vm.stats.prefetched_pages.fetch_add(result.bytes / page,
+                                      std::memory_order_relaxed);
+  switch (result.kind) {
+    case ResolveResult::kDone:
+      vm.again_attempts = 0;
+      AdvancePrefetch(plan, vm.prefetch, span->length);
+      return "";
+    case ResolveResult::kExists:
+      // That page came on demand first (its faulting threads were woken by
+      // the fault path): the rest of the span next turn.
+      vm.again_attempts = 0;
+      AdvancePrefetch(plan, vm.prefetch, result.bytes + page);
+      return "";
+    case ResolveResult::kAgain: {
+      // The address space is changing: what was copied stays, the rest
+      // waits for the VM's retry time, its faults first.
+      if (result.bytes > 0) vm.again_attempts = 0;
+      AdvancePrefetch(plan, vm.prefetch, result.bytes);
+      std::string failed = DrainEvents(vm);
+      if (!failed.empty()) return failed;
+      return Again(vm);
+    }
+    case ResolveResult::kGone:
+      if (result.error == EFAULT && FileChanged()) return "";
+      return absl::StrCat("its address space is gone (", strerror(result.error),
+                          ")");
+    case ResolveResult::kInvalid:
+      // A removed or unregistered range: left to the fault path.
+      AdvancePrefetch(plan, vm.prefetch, span->length);
+      return "";
+  }
+  return "";
+}
+
+[[nodiscard]] absl::Status FaultLoop::Run() {
   epoll_event events[64];
+  absl::Status failure;
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) break;
+      if (freeze_) frozen_ = true;
     }
+    if (frozen_ && !freeze_applied_) ApplyFreeze();
     TakeNewVms();
+    if (failure = ArmRetryTimer(); !failure.ok()) break;
+    // Sleep only if no prefetch can go on now.
+    const absl::Time now = absl::Now();
+    bool prefetch_ready = false;
+    for (uint64_t id : prefetching_) {
+      const ServedVm* vm = Find(id);
+      if (vm != nullptr && vm->retry_at <= now) prefetch_ready = true;
+    }
     const int n =
-        epoll_wait(epoll_.get(), events, 64, prefetching_.empty() ? -1 : 0);
-    if (n < 0 && errno != EINTR) break;
+        kernel_.EpollWait(epoll_.get(), events, 64, prefetch_ready ? 0 : -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      failure = ErrnoStatus(absl::StrCat(options_.name, ": epoll_wait"));
+      break;
+    }
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
       if (tag == kWakeTag) {
@@ -386,51 +523,70 @@ void FaultLoop::Run() {
         (void)!read(wake_.get(), &count, sizeof(count));
         continue;
       }
-      const uint64_t id = tag >> 1;
-      ServedVm* vm;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = vms_.find(id);
-        if (it == vms_.end()) continue;  // Dropped earlier in this turn.
-        vm = it->second.get();
-      }
-      if (tag & 1) {
-        Drop(id, "its process exited");
+      if (tag == kTimerTag) {
+        uint64_t expirations;
+        (void)!read(timer_.get(), &expirations, sizeof(expirations));
+        timer_armed_for_ = absl::InfiniteFuture();  // One-shot.
+        RetryDue();
         continue;
       }
-      if (events[i].events & (EPOLLERR | EPOLLHUP)) {
-        Drop(id, "its uffd reported an error");
-        continue;
+      const uint64_t id = tag >> 2;
+      ServedVm* vm = Find(id);
+      if (vm == nullptr) continue;  // Dropped earlier in this turn.
+      switch (static_cast<VmFd>(tag & 3)) {
+        case kPidfd:
+          Drop(id, "its process exited");
+          break;
+        case kConnection:
+          Drop(id, "it closed its end of the handshake socket");
+          break;
+        case kUffd:
+          if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+            Drop(id, "its uffd reported an error");
+          } else if (const std::string failed = ServeEvents(*vm);
+                     !failed.empty()) {
+            Drop(id, failed);
+          }
+          break;
       }
-      const std::string failed = ServeEvents(*vm);
-      if (!failed.empty()) Drop(id, failed);
     }
-    // One batch per prefetching VM per turn; finished or dropped VMs leave
-    // the list.
+    // One span per prefetching VM per turn (unless it waits for its retry
+    // time); finished or dropped VMs leave the list.
+    if (frozen_) continue;
+    const absl::Time turn = absl::Now();
     std::vector<uint64_t> still;
     for (uint64_t id : prefetching_) {
-      ServedVm* vm;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = vms_.find(id);
-        if (it == vms_.end()) continue;
-        vm = it->second.get();
+      ServedVm* vm = Find(id);
+      if (vm == nullptr) continue;
+      if (vm->retry_at <= turn) {
+        if (const std::string failed = PrefetchOneSpan(*vm); !failed.empty()) {
+          Drop(id, failed);
+          continue;
+        }
       }
-      const std::string failed = PrefetchOneBatch(*vm);
-      if (!failed.empty()) {
-        Drop(id, failed);
-      } else if (vm->prefetch_next < vm->prefetch.size()) {
-        still.push_back(id);
-      }
+      if (vm->prefetch.run < vm->plan->runs().size()) still.push_back(id);
     }
     prefetching_.swap(still);
   }
-  std::vector<uint64_t> left;
+  // Dead: Add() hands VMs back from now on. Those handed over meanwhile
+  // leave with the others, saying why.
+  std::vector<std::unique_ptr<ServedVm>> inbox;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, vm] : vms_) left.push_back(id);
+    if (!failure.ok()) dead_ = true;
+    stop_ = true;
+    inbox.swap(inbox_);
   }
-  for (uint64_t id : left) Drop(id, "the server is stopping");
+  const std::string why =
+      failure.ok() ? "the server is stopping"
+                   : absl::StrCat("its fault loop failed: ", failure.message());
+  std::vector<uint64_t> left;
+  for (const auto& [id, vm] : vms_) left.push_back(id);
+  for (uint64_t id : left) Drop(id, why);
+  for (const std::unique_ptr<ServedVm>& vm : inbox) {
+    if (options_.on_leave) options_.on_leave(*vm, why);
+  }
+  return failure;
 }
 
 }  // namespace fcvm::uffd

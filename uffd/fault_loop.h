@@ -2,7 +2,7 @@
 #define FCVM_UFFD_FAULT_LOOP_H_
 
 // Serving VMs' page faults from the shared memory file: one FaultLoop per
-// worker thread, an epoll over the userfaultfds (and exit pidfds) of the
+// worker thread, an epoll over the userfaultfds (and exit watches) of the
 // VMs it was given.
 //
 // For each VM:
@@ -10,30 +10,39 @@
 //   range the VM removed (REMOVE event: balloon inflation, MADV_DONTNEED)
 //   gets a zero page instead, as anonymous memory would.
 // - EAGAIN from the kernel (the address space is changing, events are
-//   queued): the queued events are read and applied first, then the copy
-//   is retried. EEXIST: the page is there already; the faulting threads
-//   are woken explicitly (the kernel does not on EEXIST).
-// - Prefetch: a planned list of runs (the working set) copied one batch
-//   per loop turn without waking anyone, between the faults, which stay
-//   first.
-// - A VM leaves when its process exits (pidfd), or when its uffd fails in
-//   a way that means it is gone or was never usable; one log line says
-//   which and what it got.
+//   queued): the queued events are read and applied, and the VM's faults
+//   wait for a retry time of its own (10 us, doubling to 1 ms; given up
+//   after 10 s without progress) while the loop goes back to epoll and
+//   serves the other VMs. EEXIST: the page is there already; the faulting
+//   threads are woken explicitly (the kernel does not on EEXIST).
+// - Prefetch: the shared plan (uffd/working_set.h) copied one span per
+//   loop turn without waking anyone, between the faults, which stay first;
+//   an EAGAIN pauses it until the VM's retry time.
+// - A VM leaves when its process exits (pidfd), when it closes its end of
+//   the handshake socket (Firecracker 1.12+ keeps it open until it exits),
+//   whichever comes first, or when its uffd fails in a way that means it
+//   is gone or was never usable; one log line says which and what it got.
+// - A copy that fails with EFAULT because the memory file shrank is not
+//   the VM's fault: the loop freezes (below) instead of dropping the VM.
 
 #include <sys/types.h>
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
+#include "uffd/kernel_calls.h"
 #include "uffd/memory_file.h"
 #include "uffd/region_table.h"
 #include "uffd/stats.h"
@@ -58,20 +67,33 @@ class RemovedRanges {
 
 // One VM being served.
 struct ServedVm {
-  uint64_t id = 0;  // Serial, for logs.
-  pid_t pid = 0;    // The peer (SO_PEERCRED); 0 if unknown.
+  uint64_t id = 0;  // Serial from 1, for logs.
+  pid_t pid = 0;    // The peer as this pid namespace sees it; 0 if unknown.
   UniqueFd uffd;
-  UniqueFd pidfd;  // Readable when the peer exits; may be invalid.
+  UniqueFd pidfd;       // Readable when the peer exits; may be invalid.
+  UniqueFd connection;  // The handshake socket, watched for hang-up; may
+                        // be invalid (a peer that closes it at once).
   RegionTable regions;
   RemovedRanges removed;
-  std::vector<PrefetchRun> prefetch;
-  size_t prefetch_next = 0;
-  uint64_t prefetch_run_done = 0;  // Bytes of prefetch[prefetch_next] done.
-  // Recorded pages of the working set (for faults_in_working_set).
-  std::vector<uint64_t> working_set;  // Sorted file offsets.
-  bool recording = false;             // This VM's faults feed the recorder.
+  // The working set to prefetch (shared by every VM; null: none) and how
+  // far this VM has got through it.
+  std::shared_ptr<const PrefetchPlan> plan;
+  PrefetchCursor prefetch;
+  bool recording = false;  // This VM's faults feed the recorder.
   absl::Time connected;
   VmStats stats;
+
+  // The loop's own bookkeeping. Faults read and not yet resolved, with when
+  // they were read (their service time counts from then).
+  struct Fault {
+    uint64_t address;
+    absl::Time read;
+  };
+  std::deque<Fault> faults;
+  // After EAGAIN: nothing is tried for this VM before `retry_at`.
+  absl::Time retry_at = absl::InfinitePast();
+  int again_attempts = 0;  // EAGAINs in a row.
+  absl::Time again_since;  // When the first of them came.
 
   explicit ServedVm(RegionTable table) : regions(std::move(table)) {}
 };
@@ -79,58 +101,102 @@ struct ServedVm {
 class FaultLoop {
  public:
   struct Options {
+    // For messages: "fault loop 2".
+    std::string name = "fault loop";
     // Records the first VM's working set (may be null).
     WorkingSetRecorder* recorder = nullptr;
     // Called (on the loop's thread) with each VM that leaves and why.
     std::function<void(const ServedVm&, const std::string& why)> on_leave;
-    // Log lines (the working set written).
-    std::function<void(const std::string&)> log;
+    // Called (on the loop's thread) when a copy failed because the memory
+    // file changed under it (`what`: how); the loop has frozen itself.
+    std::function<void(const std::string& what)> on_file_changed;
+    // The kernel calls that tests make fail; null: the real kernel.
+    const KernelCalls* kernel = nullptr;
   };
 
-  FaultLoop(const MemoryFile& memory, Options options);
+  // The loop's epoll, wake-up eventfd and retry timerfd, or why not.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FaultLoop>> Create(
+      const MemoryFile& memory, Options options);
   ~FaultLoop();
   FaultLoop(const FaultLoop&) = delete;
   FaultLoop& operator=(const FaultLoop&) = delete;
 
   // Hands `vm` to the loop (any thread); served from its next turn.
-  void Add(std::unique_ptr<ServedVm> vm);
-  // Serves until Stop() (any thread). VMs still there are dropped.
-  void Run();
-  void Stop();
+  // Returns it back, untaken, if the loop is dead or stopping.
+  [[nodiscard]] std::unique_ptr<ServedVm> Add(std::unique_ptr<ServedVm> vm);
+  // Serves until Stop(); VMs still there leave. An error: the loop failed
+  // (epoll_wait), its VMs have left saying so, and it is dead() for good.
+  [[nodiscard]] absl::Status Run();
+  void Stop();  // Any thread.
+  // Stops resolving faults and prefetching for good, keeping every uffd
+  // open (any thread): the memory file changed, and a fault left waiting
+  // is better than one served wrong bytes (a closed uffd would give the VM
+  // zero pages). VMs still leave when their process exits.
+  void Freeze();
 
+  bool dead() const { return dead_.load(); }
   // The VMs being served now, each as "vm ID pid PID: STATS" (any thread).
   std::vector<std::string> Describe() const;
   size_t vm_count() const;
 
  private:
+  FaultLoop(const MemoryFile& memory, Options options);
+
+  // What resolving one fault came to.
+  struct Outcome {
+    bool again = false;   // EAGAIN: retry at the VM's retry time.
+    bool frozen = false;  // The memory file changed: leave it unresolved.
+    std::string error;    // Non-empty: the VM must go.
+  };
+
   void Wake();
   void TakeNewVms();
+  void ApplyFreeze();
+  ServedVm* Find(uint64_t id);
   void Drop(uint64_t id, const std::string& why);
-  // Reads and handles the VM's pending messages; faults are resolved as
-  // they come. Returns an error message if the VM must go.
+  // Reads the VM's pending messages, then resolves its faults unless it
+  // waits for its retry time. Returns an error message if the VM must go.
   std::string ServeEvents(ServedVm& vm);
   // Reads messages until none are pending: REMOVE applied at once,
-  // PAGEFAULT addresses appended to `faults`.
-  std::string DrainEvents(ServedVm& vm, std::deque<uint64_t>& faults);
-  std::string Resolve(ServedVm& vm, uint64_t address,
-                      std::deque<uint64_t>& later);
-  std::string PrefetchOneBatch(ServedVm& vm);
-  // The recording VM's window is over or it left: write the set.
-  void FinishRecording(ServedVm& vm);
+  // PAGEFAULTs queued.
+  std::string DrainEvents(ServedVm& vm);
+  // Resolves the VM's queued faults in order, until one meets EAGAIN.
+  std::string ResolveQueue(ServedVm& vm);
+  Outcome Resolve(ServedVm& vm, uint64_t address, absl::Time read);
+  // An EAGAIN: sets the VM's retry time, or says it has waited too long.
+  std::string Again(ServedVm& vm);
+  // The retry times that are due: their VMs' faults are tried again.
+  void RetryDue();
+  [[nodiscard]] absl::Status ArmRetryTimer();
+  std::string PrefetchOneSpan(ServedVm& vm);
+  // EFAULT from a copy: whether the memory file changed in place (then
+  // the loop freezes and on_file_changed is told).
+  bool FileChanged();
 
   const MemoryFile& memory_;
   const Options options_;
+  const KernelCalls& kernel_;
   UniqueFd epoll_;
-  UniqueFd wake_;  // eventfd: new VMs, Stop().
+  UniqueFd wake_;   // eventfd: new VMs, Stop(), Freeze().
+  UniqueFd timer_;  // timerfd: the nearest retry time.
 
-  // VMs with prefetch batches left (the loop's thread only): the turn
-  // does not sleep while there are any.
+  // The loop's thread only. VMs with prefetching left (the turn does not
+  // sleep while one of them is not waiting for a retry time), VMs waiting
+  // for one, and when the timer is armed for.
   std::vector<uint64_t> prefetching_;
+  std::set<uint64_t> waiting_;
+  absl::Time timer_armed_for_ = absl::InfiniteFuture();
+  bool frozen_ = false;          // Set by FileChanged() or Freeze().
+  bool freeze_applied_ = false;  // The uffds are out of the epoll.
 
-  mutable std::mutex mu_;  // Guards inbox_, vms_ (membership), stop_.
+  std::atomic<bool> dead_{false};
+  mutable std::mutex mu_;  // Guards the rest.
   std::vector<std::unique_ptr<ServedVm>> inbox_;
+  // Changed under mu_ by the loop's thread only, which may read it
+  // without the lock.
   std::map<uint64_t, std::unique_ptr<ServedVm>> vms_;
   bool stop_ = false;
+  bool freeze_ = false;
 };
 
 }  // namespace fcvm::uffd

@@ -10,9 +10,14 @@ namespace fcvm::uffd {
 RegionTable::RegionTable(std::vector<MemoryRegion> regions)
     : regions_(std::move(regions)) {
   for (const MemoryRegion& r : regions_) total_bytes_ += r.size;
+  by_offset_.resize(regions_.size());
+  for (size_t i = 0; i < regions_.size(); ++i) by_offset_[i] = i;
+  std::sort(by_offset_.begin(), by_offset_.end(), [&](size_t a, size_t b) {
+    return regions_[a].offset < regions_[b].offset;
+  });
 }
 
-absl::StatusOr<RegionTable> RegionTable::Create(
+[[nodiscard]] absl::StatusOr<RegionTable> RegionTable::Create(
     std::vector<MemoryRegion> regions) {
   std::sort(regions.begin(), regions.end(),
             [](const MemoryRegion& a, const MemoryRegion& b) {
@@ -39,6 +44,16 @@ const MemoryRegion* RegionTable::Find(uint64_t address) const {
   if (it == regions_.begin()) return nullptr;
   --it;
   return address < it->end() ? &*it : nullptr;
+}
+
+const MemoryRegion* RegionTable::FindByFileOffset(uint64_t offset) const {
+  // The last region starting in the file at or below `offset`.
+  auto it = std::upper_bound(
+      by_offset_.begin(), by_offset_.end(), offset,
+      [&](uint64_t o, size_t i) { return o < regions_[i].offset; });
+  if (it == by_offset_.begin()) return nullptr;
+  const MemoryRegion& region = regions_[*--it];
+  return offset - region.offset < region.size ? &region : nullptr;
 }
 
 }  // namespace fcvm::uffd

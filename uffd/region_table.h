@@ -15,10 +15,16 @@ namespace fcvm::uffd {
 class RegionTable {
  public:
   // Sorts `regions` by address; refuses overlapping ones, naming both.
-  static absl::StatusOr<RegionTable> Create(std::vector<MemoryRegion> regions);
+  [[nodiscard]] static absl::StatusOr<RegionTable> Create(
+      std::vector<MemoryRegion> regions);
 
   // The region holding `address`, or nullptr (binary search).
   const MemoryRegion* Find(uint64_t address) const;
+
+  // A region holding file offset `offset`, or nullptr (binary search; of
+  // regions mapping the same part of the file, the one starting latest in
+  // the file).
+  const MemoryRegion* FindByFileOffset(uint64_t offset) const;
 
   // Where `address` (inside `region`) is in the memory file.
   static uint64_t FileOffset(const MemoryRegion& region, uint64_t address) {
@@ -33,6 +39,8 @@ class RegionTable {
   explicit RegionTable(std::vector<MemoryRegion> regions);
 
   std::vector<MemoryRegion> regions_;
+  // Indices into regions_, by file offset.
+  std::vector<size_t> by_offset_;
   uint64_t total_bytes_ = 0;
 };
 

@@ -30,6 +30,24 @@ TEST(RegionTableTest, FindsTheRegionOfEveryAddressAndNoneOutside) {
   EXPECT_EQ(table->Find(0x7f0000103000), nullptr);  // One past the end.
 }
 
+TEST(RegionTableTest, FindsTheRegionOfAFileOffset) {
+  // Out of order in memory and in the file.
+  absl::StatusOr<RegionTable> table =
+      RegionTable::Create({R(0x900000, 0x2000, 0x4000), R(0x100000, 0x2000, 0),
+                           R(0x500000, 0x1000, 0x2000)});
+  ASSERT_TRUE(table.ok()) << table.status();
+  const MemoryRegion* first = table->FindByFileOffset(0);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->base, 0x100000u);
+  EXPECT_EQ(table->FindByFileOffset(0x1fff), first);
+  ASSERT_NE(table->FindByFileOffset(0x2000), nullptr);
+  EXPECT_EQ(table->FindByFileOffset(0x2000)->base, 0x500000u);
+  EXPECT_EQ(table->FindByFileOffset(0x3000), nullptr);  // No region maps it.
+  ASSERT_NE(table->FindByFileOffset(0x5fff), nullptr);
+  EXPECT_EQ(table->FindByFileOffset(0x5fff)->base, 0x900000u);
+  EXPECT_EQ(table->FindByFileOffset(0x6000), nullptr);  // Past the last.
+}
+
 TEST(RegionTableTest, RefusesOverlaps) {
   absl::StatusOr<RegionTable> table =
       RegionTable::Create({R(0x10000, 0x2000, 0), R(0x11000, 0x1000, 0)});

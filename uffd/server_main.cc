@@ -1,56 +1,35 @@
 // //uffd:server: serves a snapshot's memory file to Firecracker VMs over
-// userfaultfd (see server.h).
-//   server MEMORY_FILE --socket PATH [--threads N] [--record_window 10s]
-//          [--prefetch=false] [--batch_bytes N] [--exit_when_idle]
+// userfaultfd (see server.h); its flags are uffd/server_flags.h's, the
+// same as `fcvm serve`'s.
+//   server MEMORY_FILE --socket PATH [flags]   (--help lists them)
 // SIGUSR1 prints every VM's stats; SIGINT/SIGTERM stop it.
 
 #include <cstdio>
 #include <string>
-#include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/time/time.h"
+#include "CLI/CLI.hpp"
 #include "uffd/server.h"
-
-ABSL_FLAG(std::string, socket, "",
-          "the Unix socket Firecracker connects to (created mode 0600)");
-ABSL_FLAG(int, threads, 0, "fault-serving threads (0: one per CPU, at most 4)");
-ABSL_FLAG(absl::Duration, record_window, absl::Seconds(10),
-          "how long the first VM's faults are recorded as the working set "
-          "(0: never), when the memory file has none yet");
-ABSL_FLAG(bool, prefetch, true,
-          "prefetch the recorded working set into each VM after its "
-          "handshake");
-ABSL_FLAG(uint64_t, batch_bytes, 2 << 20, "prefetch batch size in bytes");
-ABSL_FLAG(bool, exit_when_idle, false,
-          "exit once the last VM has gone (after the first came)");
-ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(5),
-          "how long a connection may take to send its handshake");
+#include "uffd/server_flags.h"
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "serves a snapshot's memory to Firecracker VMs over userfaultfd\n"
-      "  server MEMORY_FILE --socket PATH [flags]");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() != 2 || absl::GetFlag(FLAGS_socket).empty()) {
-    std::fprintf(stderr, "usage: %s MEMORY_FILE --socket PATH [flags]\n",
-                 argv[0]);
+  CLI::App app("serves a snapshot's memory to Firecracker VMs over userfaultfd",
+               "server");
+  fcvm::uffd::ServerFlagValues values;
+  fcvm::uffd::AddServerFlags(app, &values);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Printed (--help too, which exits 0); any other: bad flags, 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  absl::StatusOr<fcvm::uffd::ServerOptions> options =
+      fcvm::uffd::FinishServerFlags(values);
+  if (!options.ok()) {
+    std::fprintf(stderr, "fcvm-uffd: %s (--help lists the flags)\n",
+                 std::string(options.status().message()).c_str());
     return 2;
   }
-  fcvm::uffd::ServerOptions options;
-  options.memory_file = args[1];
-  options.socket_path = absl::GetFlag(FLAGS_socket);
-  options.threads = absl::GetFlag(FLAGS_threads) > 0
-                        ? absl::GetFlag(FLAGS_threads)
-                        : fcvm::uffd::DefaultThreads();
-  options.record_window = absl::GetFlag(FLAGS_record_window);
-  options.prefetch = absl::GetFlag(FLAGS_prefetch);
-  options.batch_bytes = absl::GetFlag(FLAGS_batch_bytes);
-  options.exit_when_idle = absl::GetFlag(FLAGS_exit_when_idle);
-  options.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
-  if (absl::Status served = fcvm::uffd::ServeUntilSignalled(options);
+  if (absl::Status served = fcvm::uffd::ServeUntilSignalled(*options);
       !served.ok()) {
     std::fprintf(stderr, "fcvm-uffd: %s\n",
                  std::string(served.message()).c_str());

@@ -5,23 +5,23 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 
 namespace fcvm::uffd {
-namespace {
-
-ResolveResult Ended(int rc, int64_t done, uint64_t length) {
+ResolveResult ResolveResultOf(int rc, int error, int64_t done,
+                              uint64_t length) {
   ResolveResult result;
   if (rc == 0) {
     result.bytes = length;
     return result;
   }
-  result.error = errno;
-  result.bytes = done > 0 ? static_cast<uint64_t>(done) : 0;
-  switch (result.error) {
+  result.error = error;
+  result.bytes = done > 0 ? std::min<uint64_t>(done, length) : 0;
+  switch (error) {
     case EEXIST:
       result.kind = ResolveResult::kExists;
       break;
@@ -38,9 +38,7 @@ ResolveResult Ended(int rc, int64_t done, uint64_t length) {
   return result;
 }
 
-}  // namespace
-
-absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features) {
+[[nodiscard]] absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features) {
   // /dev/userfaultfd (Linux 6.1+) is governed by its file mode; the syscall
   // by vm.unprivileged_userfaultfd. Either will do.
   UniqueFd fd;
@@ -72,7 +70,8 @@ absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features) {
   return fd;
 }
 
-absl::Status RegisterMissing(int uffd, void* address, size_t length) {
+[[nodiscard]] absl::Status RegisterMissing(int uffd, void* address,
+                                           size_t length) {
   uffdio_register reg = {};
   reg.range.start = reinterpret_cast<uint64_t>(address);
   reg.range.len = length;
@@ -93,7 +92,7 @@ ResolveResult Copy(int uffd, uint64_t address, const void* source,
   copy.len = length;
   copy.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
   const int rc = ioctl(uffd, UFFDIO_COPY, &copy);
-  return Ended(rc, copy.copy, length);
+  return ResolveResultOf(rc, rc == 0 ? 0 : errno, copy.copy, length);
 }
 
 ResolveResult ZeroPages(int uffd, uint64_t address, uint64_t length) {
@@ -101,10 +100,10 @@ ResolveResult ZeroPages(int uffd, uint64_t address, uint64_t length) {
   zero.range.start = address;
   zero.range.len = length;
   const int rc = ioctl(uffd, UFFDIO_ZEROPAGE, &zero);
-  return Ended(rc, zero.zeropage, length);
+  return ResolveResultOf(rc, rc == 0 ? 0 : errno, zero.zeropage, length);
 }
 
-absl::Status Wake(int uffd, uint64_t address, uint64_t length) {
+[[nodiscard]] absl::Status Wake(int uffd, uint64_t address, uint64_t length) {
   uffdio_range range = {address, length};
   if (ioctl(uffd, UFFDIO_WAKE, &range) != 0) {
     return ErrnoStatus("UFFDIO_WAKE");

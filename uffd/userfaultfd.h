@@ -22,10 +22,11 @@ namespace fcvm::uffd {
 // A new userfaultfd (O_CLOEXEC | O_NONBLOCK), API negotiated with
 // `features` (e.g. UFFD_FEATURE_EVENT_REMOVE); fails, naming the feature
 // the kernel lacks, if it cannot have them all.
-absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features);
+[[nodiscard]] absl::StatusOr<UniqueFd> CreateUserfaultfd(uint64_t features);
 
 // Registers [address, address + length) in MISSING mode.
-absl::Status RegisterMissing(int uffd, void* address, size_t length);
+[[nodiscard]] absl::Status RegisterMissing(int uffd, void* address,
+                                           size_t length);
 
 // How a UFFDIO_COPY / UFFDIO_ZEROPAGE ended.
 struct ResolveResult {
@@ -42,6 +43,11 @@ struct ResolveResult {
   int error = 0;  // errno, for messages.
 };
 
+// How a UFFDIO_COPY / UFFDIO_ZEROPAGE of `length` bytes ended, from the
+// ioctl's return value `rc`, its errno `error` and the bytes it reports
+// done (`done`: the kernel's copy/zeropage field, -errno when nothing was).
+ResolveResult ResolveResultOf(int rc, int error, int64_t done, uint64_t length);
+
 // Copies `length` bytes from `source` (ours) to `address` (the peer's).
 // `wake`: wake the faulting threads (false while prefetching untouched
 // pages saves the wakeups).
@@ -53,7 +59,7 @@ ResolveResult ZeroPages(int uffd, uint64_t address, uint64_t length);
 
 // Wakes threads waiting on [address, address + length) (after an EEXIST
 // from a copy that did not wake them).
-absl::Status Wake(int uffd, uint64_t address, uint64_t length);
+[[nodiscard]] absl::Status Wake(int uffd, uint64_t address, uint64_t length);
 
 }  // namespace fcvm::uffd
 

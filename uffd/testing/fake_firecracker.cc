@@ -14,9 +14,8 @@
 
 namespace fcvm::uffd::testing {
 
-absl::StatusOr<FakeFirecracker> FakeFirecracker::Create(int regions,
-                                                        uint64_t region_bytes,
-                                                        uint64_t page_size) {
+[[nodiscard]] absl::StatusOr<FakeFirecracker> FakeFirecracker::Create(
+    int regions, uint64_t region_bytes, uint64_t page_size) {
   FakeFirecracker fc;
   fc.page_size_ = page_size;
   const int huge = page_size == (2 << 20) ? MAP_HUGETLB | MAP_HUGE_2MB : 0;
@@ -80,13 +79,14 @@ std::string FakeFirecracker::Handshake(const std::string& variant) const {
   return absl::StrCat(json, "]");
 }
 
-absl::StatusOr<UniqueFd> FakeFirecracker::Connect(
+[[nodiscard]] absl::StatusOr<UniqueFd> FakeFirecracker::Connect(
     const std::string& socket_path) const {
   return ConnectUnixStream(socket_path, "the memory server");
 }
 
-absl::Status FakeFirecracker::Send(int socket, const std::string& body,
-                                   const std::vector<int>& fds) {
+[[nodiscard]] absl::Status FakeFirecracker::Send(int socket,
+                                                 const std::string& body,
+                                                 const std::vector<int>& fds) {
   iovec iov = {const_cast<char*>(body.data()), body.size()};
   msghdr message = {};
   message.msg_iov = &iov;

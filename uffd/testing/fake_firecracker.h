@@ -20,9 +20,8 @@ class FakeFirecracker {
  public:
   // `regions` regions of `region_bytes` each; `page_size` 2 MiB maps
   // hugetlbfs pages (MAP_HUGETLB), as Firecracker's huge_pages "2M" does.
-  static absl::StatusOr<FakeFirecracker> Create(int regions,
-                                                uint64_t region_bytes,
-                                                uint64_t page_size = 4096);
+  [[nodiscard]] static absl::StatusOr<FakeFirecracker> Create(
+      int regions, uint64_t region_bytes, uint64_t page_size = 4096);
   FakeFirecracker(FakeFirecracker&& other) noexcept;
   FakeFirecracker& operator=(FakeFirecracker&&) = delete;
   ~FakeFirecracker();
@@ -30,6 +29,9 @@ class FakeFirecracker {
   uint8_t* memory() const { return memory_; }
   uint64_t bytes() const { return bytes_; }
   int uffd() const { return uffd_.get(); }
+  // Gives up the uffd (to a server in the same process, whose closing it
+  // must then release the faulting threads).
+  UniqueFd TakeUffd() { return std::move(uffd_); }
 
   // One region's JSON object in `variant`'s fields ("1.4": none of the
   // page-size fields, "1.10": page_size_kib, "1.12": both); `extra` is
@@ -43,9 +45,10 @@ class FakeFirecracker {
 
   // Connects to the memory server at `socket_path` and sends `body` with
   // `fds` (default: this uffd). Returns the connected socket.
-  absl::StatusOr<UniqueFd> Connect(const std::string& socket_path) const;
-  static absl::Status Send(int socket, const std::string& body,
-                           const std::vector<int>& fds);
+  [[nodiscard]] absl::StatusOr<UniqueFd> Connect(
+      const std::string& socket_path) const;
+  [[nodiscard]] static absl::Status Send(int socket, const std::string& body,
+                                         const std::vector<int>& fds);
 
  private:
   FakeFirecracker() = default;
