@@ -98,7 +98,7 @@ bool Drain(UniqueFd& fd, LineSplitter& lines, Reporter& reporter,
   }
 }
 
-absl::Status MakeDirs(const std::string& path) {
+[[nodiscard]] absl::Status MakeDirs(const std::string& path) {
   std::string prefix;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     absl::StrAppend(&prefix, "/", part);
@@ -110,7 +110,8 @@ absl::Status MakeDirs(const std::string& path) {
 }
 
 // Mounts a volume's block device, trying each filesystem the kernel has.
-absl::Status MountBlockVolume(const VolumeMount& volume, int index) {
+[[nodiscard]] absl::Status MountBlockVolume(const VolumeMount& volume,
+                                            int index) {
   const std::string target = VolumeHostPath(volume, index);
   RETURN_IF_ERROR(MakeDirs(target));
   ASSIGN_OR_RETURN(std::string filesystems, ReadFile("/proc/filesystems"));
@@ -130,7 +131,7 @@ absl::Status MountBlockVolume(const VolumeMount& volume, int index) {
 
 // Link-local address and route so MMDS (169.254.169.254) answers, unless
 // the interface already has an address (from the kernel's ip=).
-absl::Status PrepareMmdsRoute(const AgentOptions& options) {
+[[nodiscard]] absl::Status PrepareMmdsRoute(const AgentOptions& options) {
   const std::string& nic = options.mmds_interface;
   RETURN_IF_ERROR(SetLinkUp(nic));
   ASSIGN_OR_RETURN(std::vector<std::string> addresses, Ipv4Addresses(nic));
@@ -140,7 +141,7 @@ absl::Status PrepareMmdsRoute(const AgentOptions& options) {
   return ReplaceRoute(absl::StrCat(options.mmds.endpoint.ip, "/32"), "", nic);
 }
 
-absl::StatusOr<UniqueFd> NotifySocket(const std::string& path) {
+[[nodiscard]] absl::StatusOr<UniqueFd> NotifySocket(const std::string& path) {
   UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return ErrnoStatus("notify socket");
   sockaddr_un address = {};
@@ -217,9 +218,9 @@ class Agent {
     return true;
   }
 
-  absl::Status GetPlan();
-  absl::Status PrepareImage();
-  absl::Status StartWorkload(bool restart);
+  [[nodiscard]] absl::Status GetPlan();
+  [[nodiscard]] absl::Status PrepareImage();
+  [[nodiscard]] absl::Status StartWorkload(bool restart);
   void OnStarted(absl::string_view how);
   void Probe();
   void OnWorkloadExit();
@@ -263,7 +264,7 @@ class Agent {
   LineSplitter console_lines_;
 };
 
-absl::Status Agent::GetPlan() {
+[[nodiscard]] absl::Status Agent::GetPlan() {
   ASSIGN_OR_RETURN(std::string cmdline, ReadFile(options_.cmdline_path));
   source_ = ChoosePlanSource(cmdline, options_.sysfs_root, options_.mmds);
   if (source_->CanChange()) {
@@ -280,7 +281,7 @@ absl::Status Agent::GetPlan() {
   return absl::OkStatus();
 }
 
-absl::Status Agent::PrepareImage() {
+[[nodiscard]] absl::Status Agent::PrepareImage() {
   const auto start = Clock::now();
   const std::string archive = OciArchivePath(plan_);
   SubprocessOptions run;
@@ -308,7 +309,7 @@ absl::Status Agent::PrepareImage() {
   return absl::OkStatus();
 }
 
-absl::Status Agent::StartWorkload(bool restart) {
+[[nodiscard]] absl::Status Agent::StartWorkload(bool restart) {
   SubprocessOptions run;
   run.argv = restart ? PodmanRestartArgv()
                      : PodmanRunArgv(plan_, image_, loaded_from_archive_);

@@ -33,7 +33,8 @@ uint32_t BigEndian32(const unsigned char* p) {
 
 }  // namespace
 
-absl::StatusOr<FwCfgPorts> FwCfgPortsFromCmdline(absl::string_view cmdline) {
+[[nodiscard]] absl::StatusOr<FwCfgPorts> FwCfgPortsFromCmdline(
+    absl::string_view cmdline) {
   constexpr absl::string_view kKey = "qemu_fw_cfg.ioport=";
   for (absl::string_view word :
        absl::StrSplit(cmdline, absl::ByAnyChar(" \t\n"), absl::SkipEmpty())) {
@@ -69,8 +70,8 @@ FwCfgFile ParseFwCfgFileRecord(const unsigned char record[64]) {
 
 #if defined(__x86_64__) || defined(__i386__)
 
-absl::StatusOr<std::string> ReadFwCfgFileViaPorts(const FwCfgPorts& ports,
-                                                  absl::string_view name) {
+[[nodiscard]] absl::StatusOr<std::string> ReadFwCfgFileViaPorts(
+    const FwCfgPorts& ports, absl::string_view name) {
   const uint16_t low = std::min(ports.selector, ports.data);
   const uint16_t high = std::max(ports.selector, ports.data);
   if (ioperm(low, high - low + 2, 1) != 0) {
@@ -114,8 +115,8 @@ absl::StatusOr<std::string> ReadFwCfgFileViaPorts(const FwCfgPorts& ports,
 
 #else
 
-absl::StatusOr<std::string> ReadFwCfgFileViaPorts(const FwCfgPorts&,
-                                                  absl::string_view) {
+[[nodiscard]] absl::StatusOr<std::string> ReadFwCfgFileViaPorts(
+    const FwCfgPorts&, absl::string_view) {
   return absl::UnimplementedError(
       "fw_cfg through I/O ports exists on x86 only (aarch64 reads sysfs)");
 }

@@ -23,7 +23,8 @@ struct FwCfgPorts {
 
 // Parses "qemu_fw_cfg.ioport=<size>@<base>[:<ctrl_off>:<data_off>[:...]]"
 // from a kernel command line; NOT_FOUND when it is not there.
-absl::StatusOr<FwCfgPorts> FwCfgPortsFromCmdline(absl::string_view cmdline);
+[[nodiscard]] absl::StatusOr<FwCfgPorts> FwCfgPortsFromCmdline(
+    absl::string_view cmdline);
 
 // One entry of the fw_cfg file directory (key 0x19), parsed from its
 // 64-byte big-endian record. Exposed for tests.
@@ -37,8 +38,8 @@ FwCfgFile ParseFwCfgFileRecord(const unsigned char record[64]);
 // Reads the fw_cfg file `name` (e.g. "opt/fcvm/plan") through the ports:
 // checks the "QEMU" signature, walks the file directory, reads the file.
 // Needs CAP_SYS_RAWIO (ioperm); x86 only (UNIMPLEMENTED elsewhere).
-absl::StatusOr<std::string> ReadFwCfgFileViaPorts(const FwCfgPorts& ports,
-                                                  absl::string_view name);
+[[nodiscard]] absl::StatusOr<std::string> ReadFwCfgFileViaPorts(
+    const FwCfgPorts& ports, absl::string_view name);
 
 }  // namespace fcvm::agent
 

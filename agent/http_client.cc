@@ -26,8 +26,8 @@ namespace fcvm::agent {
 namespace {
 
 // Waits until `fd` is ready for `events` or the deadline passes.
-absl::Status WaitFd(int fd, short events, absl::Time deadline,
-                    absl::string_view what) {
+[[nodiscard]] absl::Status WaitFd(int fd, short events, absl::Time deadline,
+                                  absl::string_view what) {
   for (;;) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
@@ -43,7 +43,7 @@ absl::Status WaitFd(int fd, short events, absl::Time deadline,
 }
 
 // Errors a retry may cure, as UNAVAILABLE; the rest as they are.
-absl::Status ConnectError(int error, absl::string_view what) {
+[[nodiscard]] absl::Status ConnectError(int error, absl::string_view what) {
   switch (error) {
     case ECONNREFUSED:
     case ECONNRESET:
@@ -79,8 +79,9 @@ std::optional<size_t> CompleteLength(absl::string_view raw) {
   return std::nullopt;
 }
 
-absl::StatusOr<UniqueFd> Connect(const HttpEndpoint& endpoint,
-                                 absl::Time deadline, absl::string_view what) {
+[[nodiscard]] absl::StatusOr<UniqueFd> Connect(const HttpEndpoint& endpoint,
+                                               absl::Time deadline,
+                                               absl::string_view what) {
   sockaddr_in address = {};
   address.sin_family = AF_INET;
   address.sin_port = htons(endpoint.port);
@@ -106,7 +107,8 @@ absl::StatusOr<UniqueFd> Connect(const HttpEndpoint& endpoint,
 
 }  // namespace
 
-absl::Status ProbeTcp(const HttpEndpoint& endpoint, absl::Duration timeout) {
+[[nodiscard]] absl::Status ProbeTcp(const HttpEndpoint& endpoint,
+                                    absl::Duration timeout) {
   return Connect(endpoint, absl::Now() + timeout,
                  absl::StrCat("connect ", endpoint.ip, ":", endpoint.port))
       .status();
@@ -119,7 +121,8 @@ std::string HttpResponse::Header(absl::string_view name) const {
   return "";
 }
 
-absl::StatusOr<HttpResponse> ParseHttpResponse(absl::string_view raw) {
+[[nodiscard]] absl::StatusOr<HttpResponse> ParseHttpResponse(
+    absl::string_view raw) {
   const size_t end = raw.find("\r\n\r\n");
   if (end == absl::string_view::npos) {
     return absl::DataLossError("HTTP response ends inside its headers");
@@ -170,9 +173,9 @@ absl::StatusOr<HttpResponse> ParseHttpResponse(absl::string_view raw) {
   return response;
 }
 
-absl::StatusOr<HttpResponse> HttpCall(const HttpEndpoint& endpoint,
-                                      const HttpRequest& request,
-                                      absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<HttpResponse> HttpCall(
+    const HttpEndpoint& endpoint, const HttpRequest& request,
+    absl::Duration timeout) {
   const std::string what = absl::StrCat(request.method, " http://", endpoint.ip,
                                         ":", endpoint.port, request.path);
   const absl::Time deadline = absl::Now() + timeout;

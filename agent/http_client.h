@@ -50,18 +50,20 @@ inline constexpr size_t kMaxHttpResponseBytes = 1 << 20;
 // Sends `request` and reads the response, all within `timeout`. Connection
 // refused, unreachable and timeouts are UNAVAILABLE / DEADLINE_EXCEEDED (worth
 // retrying); a malformed response is DATA_LOSS. Errors name the endpoint.
-absl::StatusOr<HttpResponse> HttpCall(const HttpEndpoint& endpoint,
-                                      const HttpRequest& request,
-                                      absl::Duration timeout);
+[[nodiscard]] absl::StatusOr<HttpResponse> HttpCall(
+    const HttpEndpoint& endpoint, const HttpRequest& request,
+    absl::Duration timeout);
 
 // Whether a TCP connection to `endpoint` succeeds within `timeout` (a
 // readiness probe). Refused / timed out as UNAVAILABLE / DEADLINE_EXCEEDED.
-absl::Status ProbeTcp(const HttpEndpoint& endpoint, absl::Duration timeout);
+[[nodiscard]] absl::Status ProbeTcp(const HttpEndpoint& endpoint,
+                                    absl::Duration timeout);
 
 // Parses a complete response (status line, headers, body by Content-Length,
 // or to the end when there is none; a chunked body is left encoded: MMDS
 // sends lengths, and a probe only needs the status). Exposed for tests.
-absl::StatusOr<HttpResponse> ParseHttpResponse(absl::string_view raw);
+[[nodiscard]] absl::StatusOr<HttpResponse> ParseHttpResponse(
+    absl::string_view raw);
 
 }  // namespace fcvm::agent
 

@@ -30,7 +30,7 @@ std::string Etc(const IdentityOptions& options, absl::string_view name) {
 
 }  // namespace
 
-absl::Status AddEntropy(const std::string& bytes) {
+[[nodiscard]] absl::Status AddEntropy(const std::string& bytes) {
   ASSIGN_OR_RETURN(UniqueFd random, OpenFd("/dev/urandom", O_WRONLY));
   std::vector<char> buffer(sizeof(rand_pool_info) + bytes.size());
   auto* info = reinterpret_cast<rand_pool_info*>(buffer.data());
@@ -46,8 +46,8 @@ absl::Status AddEntropy(const std::string& bytes) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<absl::Duration> StepClock(absl::Time host_time,
-                                         absl::Duration slack) {
+[[nodiscard]] absl::StatusOr<absl::Duration> StepClock(absl::Time host_time,
+                                                       absl::Duration slack) {
   const absl::Duration off = host_time - absl::Now();
   if (off <= slack) return absl::ZeroDuration();
   const timespec to = absl::ToTimespec(host_time);
@@ -57,7 +57,7 @@ absl::StatusOr<absl::Duration> StepClock(absl::Time host_time,
   return off;
 }
 
-absl::StatusOr<std::string> RandomMachineId() {
+[[nodiscard]] absl::StatusOr<std::string> RandomMachineId() {
   char bytes[16];
   if (getrandom(bytes, sizeof(bytes), 0) != sizeof(bytes)) {
     return ErrnoStatus("getrandom");
@@ -65,8 +65,8 @@ absl::StatusOr<std::string> RandomMachineId() {
   return absl::BytesToHexString(absl::string_view(bytes, sizeof(bytes)));
 }
 
-absl::StatusOr<IdentityReport> ApplyIdentity(const Plan& plan,
-                                             const IdentityOptions& options) {
+[[nodiscard]] absl::StatusOr<IdentityReport> ApplyIdentity(
+    const Plan& plan, const IdentityOptions& options) {
   // Monotonic: the clock step below must not distort the measurement.
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::string> done;

@@ -27,22 +27,22 @@ struct IdentityReport {
 // (+ /etc/hostname, /etc/hosts), /etc/machine-id, network (MAC, address,
 // default route; link-local addresses and the MMDS route survive) and
 // /etc/resolv.conf. Run at boot and again for every new generation.
-absl::StatusOr<IdentityReport> ApplyIdentity(const Plan& plan,
-                                             const IdentityOptions& options);
+[[nodiscard]] absl::StatusOr<IdentityReport> ApplyIdentity(
+    const Plan& plan, const IdentityOptions& options);
 
 // Credits `bytes` to the kernel's entropy pool and forces a CRNG reseed.
-absl::Status AddEntropy(const std::string& bytes);
+[[nodiscard]] absl::Status AddEntropy(const std::string& bytes);
 
 // Steps CLOCK_REALTIME forward to `host_time` if it is behind by more than
 // `slack`; returns the step taken (0 when none). Never backwards: the host's
 // time is when it wrote the plan, so "now" is at least that (a plan read
 // at boot is as old as the boot), while a restored clone's clock is behind
 // by the snapshot's age.
-absl::StatusOr<absl::Duration> StepClock(absl::Time host_time,
-                                         absl::Duration slack);
+[[nodiscard]] absl::StatusOr<absl::Duration> StepClock(absl::Time host_time,
+                                                       absl::Duration slack);
 
 // A random machine-id (32 lowercase hex digits) from getrandom(2).
-absl::StatusOr<std::string> RandomMachineId();
+[[nodiscard]] absl::StatusOr<std::string> RandomMachineId();
 
 }  // namespace fcvm::agent
 

@@ -20,7 +20,7 @@ bool Retryable(const absl::Status& status) {
 
 }  // namespace
 
-absl::Status MmdsClient::RefreshToken() {
+[[nodiscard]] absl::Status MmdsClient::RefreshToken() {
   HttpRequest request;
   request.method = "PUT";
   request.path = std::string(kTokenPath);
@@ -42,7 +42,8 @@ absl::Status MmdsClient::RefreshToken() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<HttpResponse> MmdsClient::GetOnce(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<HttpResponse> MmdsClient::GetOnce(
+    absl::string_view path) {
   if (token_.empty() || options_.clock.now() >= token_expiry_) {
     RETURN_IF_ERROR(RefreshToken());
   }
@@ -53,7 +54,8 @@ absl::StatusOr<HttpResponse> MmdsClient::GetOnce(absl::string_view path) {
   return HttpCall(options_.endpoint, request, options_.request_timeout);
 }
 
-absl::StatusOr<std::string> MmdsClient::Get(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<std::string> MmdsClient::Get(
+    absl::string_view path) {
   ASSIGN_OR_RETURN(HttpResponse response, GetOnce(path));
   if (response.status == 401) {
     // The token died (TTL, or a snapshot restore): one more try, fresh.
@@ -76,10 +78,10 @@ absl::StatusOr<std::string> MmdsClient::Get(absl::string_view path) {
   return std::move(response.body);
 }
 
-absl::StatusOr<std::string> GetWithRetry(MmdsClient& client,
-                                         absl::string_view path,
-                                         absl::Time deadline,
-                                         RetryPolicy policy) {
+[[nodiscard]] absl::StatusOr<std::string> GetWithRetry(MmdsClient& client,
+                                                       absl::string_view path,
+                                                       absl::Time deadline,
+                                                       RetryPolicy policy) {
   const MmdsClock& clock = client.options().clock;
   absl::Duration backoff = policy.first;
   int attempts = 0;

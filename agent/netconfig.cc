@@ -57,7 +57,7 @@ class Message {
 
 class Netlink {
  public:
-  static absl::StatusOr<Netlink> Open() {
+  [[nodiscard]] static absl::StatusOr<Netlink> Open() {
     UniqueFd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (!fd) return ErrnoStatus("netlink socket");
     return Netlink(std::move(fd));
@@ -65,8 +65,9 @@ class Netlink {
 
   // Sends `message`; calls `each` for every reply message until the ACK
   // (or DONE for a dump). A kernel error comes back as its errno.
-  absl::Status Call(Message& message, absl::string_view what,
-                    const std::function<void(const nlmsghdr*)>& each = {}) {
+  [[nodiscard]] absl::Status Call(
+      Message& message, absl::string_view what,
+      const std::function<void(const nlmsghdr*)>& each = {}) {
     const std::string& wire = message.Finish(++seq_);
     if (RetryEintr(
             [&] { return send(fd_.get(), wire.data(), wire.size(), 0); }) < 0) {
@@ -98,7 +99,7 @@ class Netlink {
   uint32_t seq_ = 0;
 };
 
-absl::StatusOr<int> IfIndex(const std::string& ifname) {
+[[nodiscard]] absl::StatusOr<int> IfIndex(const std::string& ifname) {
   const unsigned index = if_nametoindex(ifname.c_str());
   if (index == 0) {
     return ErrnoStatus(absl::StrCat("network interface '", ifname, "'"));
@@ -111,7 +112,7 @@ struct Cidr {
   int prefix;
 };
 
-absl::StatusOr<Cidr> ParseCidr(const std::string& text) {
+[[nodiscard]] absl::StatusOr<Cidr> ParseCidr(const std::string& text) {
   std::vector<std::string> parts = absl::StrSplit(text, '/');
   Cidr cidr = {};
   if (parts.size() != 2 ||
@@ -134,8 +135,9 @@ bool IsLinkLocal(const in_addr& address) {
   return (ntohl(address.s_addr) & 0xffff0000u) == 0xa9fe0000u;
 }
 
-absl::Status ChangeAddress(Netlink& netlink, uint16_t type, int index,
-                           const Cidr& cidr, absl::string_view what) {
+[[nodiscard]] absl::Status ChangeAddress(Netlink& netlink, uint16_t type,
+                                         int index, const Cidr& cidr,
+                                         absl::string_view what) {
   Message message(type,
                   type == RTM_NEWADDR ? (NLM_F_CREATE | NLM_F_REPLACE) : 0);
   ifaddrmsg ifa = {};
@@ -154,7 +156,8 @@ absl::Status ChangeAddress(Netlink& netlink, uint16_t type, int index,
 }
 
 // Every IPv4 address on `index`.
-absl::StatusOr<std::vector<Cidr>> AddressesOf(Netlink& netlink, int index) {
+[[nodiscard]] absl::StatusOr<std::vector<Cidr>> AddressesOf(Netlink& netlink,
+                                                            int index) {
   Message message(RTM_GETADDR, NLM_F_DUMP);
   ifaddrmsg ifa = {};
   ifa.ifa_family = AF_INET;
@@ -181,7 +184,7 @@ absl::StatusOr<std::vector<Cidr>> AddressesOf(Netlink& netlink, int index) {
 
 }  // namespace
 
-absl::Status SetLinkUp(const std::string& ifname) {
+[[nodiscard]] absl::Status SetLinkUp(const std::string& ifname) {
   ASSIGN_OR_RETURN(int index, IfIndex(ifname));
   ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
   Message message(RTM_NEWLINK, 0);
@@ -193,7 +196,8 @@ absl::Status SetLinkUp(const std::string& ifname) {
   return netlink.Call(message, absl::StrCat("bringing ", ifname, " up"));
 }
 
-absl::Status SetMacAddress(const std::string& ifname, const std::string& mac) {
+[[nodiscard]] absl::Status SetMacAddress(const std::string& ifname,
+                                         const std::string& mac) {
   unsigned char bytes[6];
   if (std::sscanf(mac.c_str(), "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &bytes[0],
                   &bytes[1], &bytes[2], &bytes[3], &bytes[4], &bytes[5]) != 6) {
@@ -211,7 +215,7 @@ absl::Status SetMacAddress(const std::string& ifname, const std::string& mac) {
                       absl::StrCat("setting ", ifname, "'s MAC to ", mac));
 }
 
-absl::StatusOr<std::vector<std::string>> Ipv4Addresses(
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Addresses(
     const std::string& ifname) {
   ASSIGN_OR_RETURN(int index, IfIndex(ifname));
   ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
@@ -223,8 +227,8 @@ absl::StatusOr<std::vector<std::string>> Ipv4Addresses(
   return out;
 }
 
-absl::Status ReplaceIpv4Address(const std::string& ifname,
-                                const std::string& ip_cidr) {
+[[nodiscard]] absl::Status ReplaceIpv4Address(const std::string& ifname,
+                                              const std::string& ip_cidr) {
   ASSIGN_OR_RETURN(Cidr wanted, ParseCidr(ip_cidr));
   ASSIGN_OR_RETURN(int index, IfIndex(ifname));
   ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
@@ -246,9 +250,9 @@ absl::Status ReplaceIpv4Address(const std::string& ifname,
   return absl::OkStatus();
 }
 
-absl::Status ReplaceRoute(const std::string& destination_cidr,
-                          const std::string& gateway,
-                          const std::string& ifname) {
+[[nodiscard]] absl::Status ReplaceRoute(const std::string& destination_cidr,
+                                        const std::string& gateway,
+                                        const std::string& ifname) {
   ASSIGN_OR_RETURN(Cidr destination, ParseCidr(destination_cidr));
   ASSIGN_OR_RETURN(int index, IfIndex(ifname));
   ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
@@ -282,7 +286,7 @@ absl::Status ReplaceRoute(const std::string& destination_cidr,
                    " dev ", ifname));
 }
 
-absl::StatusOr<std::vector<std::string>> Ipv4Routes() {
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Routes() {
   ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
   Message message(RTM_GETROUTE, NLM_F_DUMP);
   rtmsg rtm = {};

@@ -14,30 +14,31 @@ namespace fcvm::agent {
 // interface and the value in its errors.
 
 // Brings `ifname` up.
-absl::Status SetLinkUp(const std::string& ifname);
+[[nodiscard]] absl::Status SetLinkUp(const std::string& ifname);
 
 // Sets the MAC address ("06:00:0a:c8:00:02"); no-op when it already is.
-absl::Status SetMacAddress(const std::string& ifname, const std::string& mac);
+[[nodiscard]] absl::Status SetMacAddress(const std::string& ifname,
+                                         const std::string& mac);
 
 // The IPv4 addresses on `ifname`, as "a.b.c.d/prefix".
-absl::StatusOr<std::vector<std::string>> Ipv4Addresses(
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Addresses(
     const std::string& ifname);
 
 // Makes `ip_cidr` the interface's address: adds it, then removes every
 // other IPv4 address except link-local ones (169.254/16, which the MMDS
 // bootstrap uses). A clone moving to a new subnet ends with one address.
-absl::Status ReplaceIpv4Address(const std::string& ifname,
-                                const std::string& ip_cidr);
+[[nodiscard]] absl::Status ReplaceIpv4Address(const std::string& ifname,
+                                              const std::string& ip_cidr);
 
 // Adds a route to `destination_cidr` through `ifname`, via `gateway` (or
 // on-link when empty), replacing any route to the same destination.
-absl::Status ReplaceRoute(const std::string& destination_cidr,
-                          const std::string& gateway,
-                          const std::string& ifname);
+[[nodiscard]] absl::Status ReplaceRoute(const std::string& destination_cidr,
+                                        const std::string& gateway,
+                                        const std::string& ifname);
 
 // The routes in the main table, as "dest/prefix via gw dev ifname" (for
 // tests and diagnostics).
-absl::StatusOr<std::vector<std::string>> Ipv4Routes();
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Routes();
 
 }  // namespace fcvm::agent
 

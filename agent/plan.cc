@@ -17,7 +17,8 @@
 namespace fcvm::agent {
 namespace {
 
-absl::Status Invalid(absl::string_view field, absl::string_view why) {
+[[nodiscard]] absl::Status Invalid(absl::string_view field,
+                                   absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("plan: ", field, ": ", why));
 }
 
@@ -38,7 +39,7 @@ bool IsMac(absl::string_view mac) {
   return true;
 }
 
-absl::Status CheckNetwork(const NetworkIdentity& network) {
+[[nodiscard]] absl::Status CheckNetwork(const NetworkIdentity& network) {
   if (!network.ip_cidr().empty()) {
     std::vector<std::string> parts = absl::StrSplit(network.ip_cidr(), '/');
     int prefix = -1;
@@ -67,7 +68,7 @@ absl::Status CheckNetwork(const NetworkIdentity& network) {
 
 }  // namespace
 
-absl::Status ValidateHostname(absl::string_view name) {
+[[nodiscard]] absl::Status ValidateHostname(absl::string_view name) {
   auto refuse = [name](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", absl::CHexEscape(name), "' is not a host name: ", why));
@@ -97,7 +98,7 @@ absl::Status ValidateHostname(absl::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status ValidatePlan(const Plan& plan) {
+[[nodiscard]] absl::Status ValidatePlan(const Plan& plan) {
   if (plan.image().empty()) return Invalid("image", "required");
   if (absl::StrContains(plan.image(), " ")) {
     return Invalid("image", absl::StrCat("'", plan.image(), "' has a space"));
@@ -174,7 +175,7 @@ absl::Status ValidatePlan(const Plan& plan) {
   return CheckNetwork(plan.network());
 }
 
-absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
+[[nodiscard]] absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
   Plan plan;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
@@ -188,7 +189,7 @@ absl::StatusOr<Plan> ParsePlan(absl::string_view json) {
   return plan;
 }
 
-absl::StatusOr<std::string> PlanToJson(const Plan& plan) {
+[[nodiscard]] absl::StatusOr<std::string> PlanToJson(const Plan& plan) {
   std::string json;
   auto status = google::protobuf::util::MessageToJsonString(plan, &json);
   if (!status.ok()) {

@@ -15,7 +15,7 @@
 
 namespace fcvm::agent {
 
-absl::StatusOr<std::string> CmdlinePlanSource::Fetch(absl::Time) {
+[[nodiscard]] absl::StatusOr<std::string> CmdlinePlanSource::Fetch(absl::Time) {
   std::string json;
   // Padding is optional on the command line ('=' is awkward there).
   if (!absl::WebSafeBase64Unescape(encoded_, &json) || json.empty()) {
@@ -25,7 +25,7 @@ absl::StatusOr<std::string> CmdlinePlanSource::Fetch(absl::Time) {
   return json;
 }
 
-absl::StatusOr<std::string> FwCfgPlanSource::Fetch(absl::Time) {
+[[nodiscard]] absl::StatusOr<std::string> FwCfgPlanSource::Fetch(absl::Time) {
   if (ports_.has_value()) {
     return Annotate(ReadFwCfgFileViaPorts(*ports_, kFwCfgPlanName),
                     "fw_cfg plan");
@@ -33,7 +33,8 @@ absl::StatusOr<std::string> FwCfgPlanSource::Fetch(absl::Time) {
   return Annotate(ReadFile(sysfs_path_), "fw_cfg plan");
 }
 
-absl::StatusOr<std::string> MmdsPlanSource::Fetch(absl::Time deadline) {
+[[nodiscard]] absl::StatusOr<std::string> MmdsPlanSource::Fetch(
+    absl::Time deadline) {
   return GetWithRetry(client_, kMmdsPlanPath, deadline);
 }
 

@@ -24,7 +24,8 @@ class PlanSource {
 
   // The plan's JSON, waiting up to `deadline` where the source can be late
   // (MMDS filled after boot). Parsing and checking is ParsePlan's job.
-  virtual absl::StatusOr<std::string> Fetch(absl::Time deadline) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> Fetch(
+      absl::Time deadline) = 0;
 
   // Whether the plan can change while the VM runs (a clone's new
   // generation). Only MMDS can; fw_cfg and the command line are fixed.
@@ -41,7 +42,7 @@ class CmdlinePlanSource : public PlanSource {
   explicit CmdlinePlanSource(std::string encoded)
       : encoded_(std::move(encoded)) {}
   std::string name() const override { return "kernel command line"; }
-  absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
+  [[nodiscard]] absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
 
  private:
   std::string encoded_;
@@ -56,7 +57,7 @@ class FwCfgPlanSource : public PlanSource {
       : sysfs_path_(std::move(sysfs_path)) {}
   explicit FwCfgPlanSource(FwCfgPorts ports) : ports_(ports) {}
   std::string name() const override { return "fw_cfg"; }
-  absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
+  [[nodiscard]] absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
 
  private:
   std::string sysfs_path_;
@@ -68,7 +69,7 @@ class MmdsPlanSource : public PlanSource {
  public:
   explicit MmdsPlanSource(MmdsOptions options) : client_(std::move(options)) {}
   std::string name() const override { return "mmds"; }
-  absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
+  [[nodiscard]] absl::StatusOr<std::string> Fetch(absl::Time deadline) override;
   bool CanChange() const override { return true; }
   void Restored() override { client_.ForgetToken(); }
 

@@ -43,7 +43,8 @@ std::vector<std::string> PodmanLoadArgv(absl::string_view archive) {
   return {"podman", "load", "-q", "-i", std::string(archive)};
 }
 
-absl::StatusOr<std::string> LoadedImage(absl::string_view output) {
+[[nodiscard]] absl::StatusOr<std::string> LoadedImage(
+    absl::string_view output) {
   for (absl::string_view line : absl::StrSplit(output, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (!absl::ConsumePrefix(&line, "Loaded image")) continue;

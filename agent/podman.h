@@ -30,7 +30,7 @@ std::vector<std::string> PodmanLoadArgv(absl::string_view archive);
 // The name `podman load` printed: "Loaded image: NAME" or
 // "Loaded image(s): NAME[,NAME...]" (the first), or the image ID when the
 // archive names none.
-absl::StatusOr<std::string> LoadedImage(absl::string_view output);
+[[nodiscard]] absl::StatusOr<std::string> LoadedImage(absl::string_view output);
 
 // Where the agent puts volume `index` in the VM before binding it in: a
 // block device's mount point, or the plan's directory.

@@ -25,8 +25,9 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents, mode_t mode) {
+[[nodiscard]] absl::Status WriteFileAtomically(const std::string& path,
+                                               absl::string_view contents,
+                                               mode_t mode) {
   const std::string context = absl::StrCat("writing ", path);
   // The temporary file shares the directory, hence the filesystem, so that
   // rename() is atomic.
@@ -67,7 +68,7 @@ absl::Status WriteFileAtomically(const std::string& path,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDONLY));
   return ReadAll(fd.get(), path);
 }

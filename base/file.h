@@ -16,12 +16,12 @@ namespace fcvm {
 // writes a temporary file in the same directory, fsyncs it, renames it over
 // `path` and fsyncs the directory. On error nothing is left behind and the old
 // file is untouched.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents,
-                                 mode_t mode = 0644);
+[[nodiscard]] absl::Status WriteFileAtomically(const std::string& path,
+                                               absl::string_view contents,
+                                               mode_t mode = 0644);
 
 // The whole contents of the file at `path`.
-absl::StatusOr<std::string> ReadFile(const std::string& path);
+[[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 }  // namespace fcvm
 

@@ -9,10 +9,12 @@
 
 namespace fcvm {
 
-[[nodiscard]] absl::StatusOr<uint16_t> FreeLoopbackPort(uint16_t wanted, bool udp) {
+[[nodiscard]] absl::StatusOr<uint16_t> FreeLoopbackPort(uint16_t wanted,
+                                                        bool udp) {
   absl::Status last = absl::OkStatus();
   for (uint16_t port : {wanted >= 1024 ? wanted : uint16_t{0}, uint16_t{0}}) {
-    UniqueFd fd(socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
+    UniqueFd fd(
+        socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
     if (!fd.valid()) return ErrnoStatus("socket");
     sockaddr_in address = {};
     address.sin_family = AF_INET;
@@ -20,11 +22,13 @@ namespace fcvm {
     address.sin_port = htons(port);
     socklen_t length = sizeof(address);
     // sockaddr_in is the sockaddr of an AF_INET socket.
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address),
+             sizeof(address)) != 0) {
       last = ErrnoStatus("bind 127.0.0.1");
       continue;
     }
-    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) !=
+        0) {
       return ErrnoStatus("getsockname");
     }
     return ntohs(address.sin_port);

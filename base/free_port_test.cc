@@ -17,7 +17,8 @@ UniqueFd Hold(uint16_t port) {
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+          0 ||
       listen(fd.get(), 1) != 0) {
     return UniqueFd();
   }

@@ -46,7 +46,7 @@ std::string Sha256Hex(absl::string_view data) {
   return Finish(ctx.get());
 }
 
-absl::StatusOr<std::string> Sha256File(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> Sha256File(const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDONLY));
   Ctx ctx = NewCtx();
   char buf[1 << 16];

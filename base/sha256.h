@@ -12,7 +12,7 @@ namespace fcvm {
 std::string Sha256Hex(absl::string_view data);
 
 // SHA-256 of the file at `path`, read in chunks (archives can be large).
-absl::StatusOr<std::string> Sha256File(const std::string& path);
+[[nodiscard]] absl::StatusOr<std::string> Sha256File(const std::string& path);
 
 }  // namespace fcvm
 

@@ -14,19 +14,21 @@ namespace fcvm {
 // "<context>: <strerror>", e.g. "open /run/fcvm/web.sock: No such file or
 // directory". `context` should name the operation and the object. (A thin
 // layer over absl::ErrnoToStatus, so every call site reads the same.)
-absl::Status ErrnoStatus(int error_number, absl::string_view context);
+[[nodiscard]] absl::Status ErrnoStatus(int error_number,
+                                       absl::string_view context);
 
 // ErrnoStatus() for the current value of errno; call it right after the
 // failing call, before anything else can change errno.
-absl::Status ErrnoStatus(absl::string_view context);
+[[nodiscard]] absl::Status ErrnoStatus(absl::string_view context);
 
 // Returns `status` with "<context>: " put before its message (payloads and
 // code kept); OK stays OK. For "loading snapshot 'web': open vmstate: ...".
-absl::Status Annotate(const absl::Status& status, absl::string_view context);
+[[nodiscard]] absl::Status Annotate(const absl::Status& status,
+                                    absl::string_view context);
 
 template <typename T>
-absl::StatusOr<T> Annotate(absl::StatusOr<T> status_or,
-                           absl::string_view context) {
+[[nodiscard]] absl::StatusOr<T> Annotate(absl::StatusOr<T> status_or,
+                                         absl::string_view context) {
   if (status_or.ok()) return status_or;
   return Annotate(status_or.status(), context);
 }

@@ -58,16 +58,17 @@ TEST(AnnotateTest, StatusOrValuePassesThrough) {
   EXPECT_EQ(error.status(), absl::InternalError("ctx: boom"));
 }
 
-absl::Status FailIf(bool fail) {
+[[nodiscard]] absl::Status FailIf(bool fail) {
   return fail ? absl::InvalidArgumentError("bad") : absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<int>> MakeInt(bool fail, int value) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<int>> MakeInt(bool fail,
+                                                           int value) {
   if (fail) return absl::OutOfRangeError("too big");
   return std::make_unique<int>(value);
 }
 
-absl::Status UsesReturnIfError(bool fail, int* reached) {
+[[nodiscard]] absl::Status UsesReturnIfError(bool fail, int* reached) {
   RETURN_IF_ERROR(FailIf(fail));
   ++*reached;
   return absl::OkStatus();
@@ -82,7 +83,7 @@ TEST(ReturnIfErrorTest, ReturnsErrorAndSkipsRest) {
   EXPECT_EQ(reached, 1);
 }
 
-absl::Status ReturnIfErrorOnStatusOr(bool fail) {
+[[nodiscard]] absl::Status ReturnIfErrorOnStatusOr(bool fail) {
   RETURN_IF_ERROR(MakeInt(fail, 1));
   return absl::OkStatus();
 }
@@ -92,7 +93,7 @@ TEST(ReturnIfErrorTest, AcceptsStatusOr) {
   EXPECT_TRUE(ReturnIfErrorOnStatusOr(false).ok());
 }
 
-absl::StatusOr<int> Doubled(bool fail) {
+[[nodiscard]] absl::StatusOr<int> Doubled(bool fail) {
   // Move-only values work, and declarations are allowed on the left.
   ASSIGN_OR_RETURN(std::unique_ptr<int> value, MakeInt(fail, 21));
   return *value * 2;
@@ -103,7 +104,7 @@ TEST(AssignOrReturnTest, AssignsOrReturns) {
   EXPECT_EQ(Doubled(true).status(), absl::OutOfRangeError("too big"));
 }
 
-absl::StatusOr<int> TwoInOneScope() {
+[[nodiscard]] absl::StatusOr<int> TwoInOneScope() {
   ASSIGN_OR_RETURN(auto a, MakeInt(false, 1));
   ASSIGN_OR_RETURN(auto b, MakeInt(false, 2));
   int sum = *a + *b;
@@ -115,7 +116,7 @@ TEST(AssignOrReturnTest, SeveralInOneScopeAndExistingVariable) {
   EXPECT_EQ(*TwoInOneScope(), 13);
 }
 
-absl::Status WithContext() {
+[[nodiscard]] absl::Status WithContext() {
   RETURN_IF_ERROR(Annotate(FailIf(true), "parsing plan"));
   return absl::OkStatus();
 }

@@ -56,8 +56,8 @@ ExitStatus DecodeWaitStatus(int status) {
 // cannot return the exec error and the child just exits 127. A name not in
 // PATH is then looked for where Debian installs system tools (mke2fs,
 // e2fsck, debugfs live in /usr/sbin), which a normal user's PATH lacks.
-absl::StatusOr<std::string> ResolveProgram(const std::string& program,
-                                           absl::string_view context) {
+[[nodiscard]] absl::StatusOr<std::string> ResolveProgram(
+    const std::string& program, absl::string_view context) {
   if (program.find('/') != std::string::npos) return program;
   const char* path_env = std::getenv("PATH");
   absl::string_view path = path_env != nullptr && *path_env != '\0'
@@ -97,7 +97,7 @@ int PollTimeoutMs(absl::Time deadline) {
       1 << 30));
 }
 
-absl::Status SetNonBlocking(int fd) {
+[[nodiscard]] absl::Status SetNonBlocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
     return ErrnoStatus("fcntl O_NONBLOCK");
@@ -106,10 +106,12 @@ absl::Status SetNonBlocking(int fd) {
 }
 
 // Sets up one standard stream of the child per `mode`.
-absl::Status ConnectStream(StdioMode mode, int child_fd, bool child_reads,
-                           const std::string& file,
-                           posix_spawn_file_actions_t* actions,
-                           UniqueFd* parent_end, UniqueFd* child_end) {
+[[nodiscard]] absl::Status ConnectStream(StdioMode mode, int child_fd,
+                                         bool child_reads,
+                                         const std::string& file,
+                                         posix_spawn_file_actions_t* actions,
+                                         UniqueFd* parent_end,
+                                         UniqueFd* child_end) {
   switch (mode) {
     case StdioMode::kInherit:
       return absl::OkStatus();
@@ -153,8 +155,8 @@ std::string ExitStatus::ToString() const {
   return absl::StrCat("exited with status ", code);
 }
 
-absl::Status ExitStatus::ToStatus(absl::string_view program,
-                                  absl::string_view stderr_output) const {
+[[nodiscard]] absl::Status ExitStatus::ToStatus(
+    absl::string_view program, absl::string_view stderr_output) const {
   if (success()) return absl::OkStatus();
   std::string message = absl::StrCat("'", program, "' ", ToString());
   absl::string_view tail = stderr_output;
@@ -172,7 +174,8 @@ absl::Status ExitStatus::ToStatus(absl::string_view program,
   return absl::InternalError(message);
 }
 
-absl::StatusOr<Subprocess> Subprocess::Start(SubprocessOptions options) {
+[[nodiscard]] absl::StatusOr<Subprocess> Subprocess::Start(
+    SubprocessOptions options) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return absl::InvalidArgumentError("spawn: empty argv");
   }
@@ -301,7 +304,8 @@ void Subprocess::KillAndReap() {
   pid_ = -1;
 }
 
-absl::StatusOr<ExitStatus> Subprocess::Wait(absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<ExitStatus> Subprocess::Wait(
+    absl::Duration timeout) {
   if (finished()) return *exit_status_;
   if (pid_ <= 0) return absl::FailedPreconditionError("no child process");
   const absl::Time deadline = absl::Now() + timeout;
@@ -326,7 +330,7 @@ absl::StatusOr<ExitStatus> Subprocess::Wait(absl::Duration timeout) {
   return *exit_status_;
 }
 
-absl::Status Subprocess::Signal(int signal) {
+[[nodiscard]] absl::Status Subprocess::Signal(int signal) {
   if (pid_ <= 0 || finished()) {
     return absl::FailedPreconditionError(
         absl::StrCat("signal '", name_, "': process has exited"));
@@ -339,7 +343,7 @@ absl::Status Subprocess::Signal(int signal) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ExitStatus> Subprocess::Kill() {
+[[nodiscard]] absl::StatusOr<ExitStatus> Subprocess::Kill() {
   if (!finished()) {
     absl::Status status = Signal(SIGKILL);
     if (!status.ok() && !finished()) return status;
@@ -347,7 +351,7 @@ absl::StatusOr<ExitStatus> Subprocess::Kill() {
   return Wait();
 }
 
-absl::StatusOr<Subprocess::Output> Subprocess::Communicate(
+[[nodiscard]] absl::StatusOr<Subprocess::Output> Subprocess::Communicate(
     absl::string_view input, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   Output output;
@@ -413,9 +417,9 @@ absl::StatusOr<Subprocess::Output> Subprocess::Communicate(
   return output;
 }
 
-absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
-                                              absl::Duration timeout,
-                                              absl::string_view input) {
+[[nodiscard]] absl::StatusOr<Subprocess::Output> RunCommand(
+    SubprocessOptions options, absl::Duration timeout,
+    absl::string_view input) {
   options.stdin_mode = input.empty() ? StdioMode::kNull : StdioMode::kPipe;
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;
@@ -427,11 +431,10 @@ absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
   return output;
 }
 
-bool InPath(const std::string& program) {
-  return FindProgram(program).ok();
-}
+bool InPath(const std::string& program) { return FindProgram(program).ok(); }
 
-absl::StatusOr<std::string> FindProgram(const std::string& program) {
+[[nodiscard]] absl::StatusOr<std::string> FindProgram(
+    const std::string& program) {
   ASSIGN_OR_RETURN(std::string path, ResolveProgram(program, program));
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||

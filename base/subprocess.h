@@ -27,8 +27,8 @@ struct ExitStatus {
   std::string ToString() const;
   // OK on success, else an error naming `program`, how it ended, and (if
   // given) the tail of what it wrote to stderr.
-  absl::Status ToStatus(absl::string_view program,
-                        absl::string_view stderr_output = "") const;
+  [[nodiscard]] absl::Status ToStatus(
+      absl::string_view program, absl::string_view stderr_output = "") const;
 };
 
 // What to connect a child's standard stream to.
@@ -48,7 +48,8 @@ inline constexpr const char* kSystemProgramDirs[] = {"/usr/local/sbin",
 // The executable a Subprocess started with `program` as argv[0] runs: a name
 // with a slash as given, else the first match in PATH, else in
 // kSystemProgramDirs. NotFound naming the program if there is none.
-absl::StatusOr<std::string> FindProgram(const std::string& program);
+[[nodiscard]] absl::StatusOr<std::string> FindProgram(
+    const std::string& program);
 
 // Whether FindProgram finds `program`.
 bool InPath(const std::string& program);
@@ -78,7 +79,8 @@ struct SubprocessOptions {
 class Subprocess {
  public:
   // Starts the child. Fails (naming the program) if it cannot be executed.
-  static absl::StatusOr<Subprocess> Start(SubprocessOptions options);
+  [[nodiscard]] static absl::StatusOr<Subprocess> Start(
+      SubprocessOptions options);
 
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&& other) noexcept;
@@ -96,14 +98,14 @@ class Subprocess {
 
   // Waits up to `timeout` for the child to exit and reaps it. Returns
   // kDeadlineExceeded, leaving it running, if it has not exited by then.
-  absl::StatusOr<ExitStatus> Wait(
+  [[nodiscard]] absl::StatusOr<ExitStatus> Wait(
       absl::Duration timeout = absl::InfiniteDuration());
 
   // Sends `signal` to the child (its process group if it has one).
-  absl::Status Signal(int signal);
+  [[nodiscard]] absl::Status Signal(int signal);
 
   // SIGKILL to the child (and its group), then reaps it.
-  absl::StatusOr<ExitStatus> Kill();
+  [[nodiscard]] absl::StatusOr<ExitStatus> Kill();
 
   // Becomes readable (POLLIN) when the child exits, for event loops that
   // wait on several things at once; then Wait() reaps it without blocking.
@@ -122,7 +124,7 @@ class Subprocess {
   // and stderr pipes until end of file, and waits for the child. If that
   // takes longer than `timeout`, kills the child and returns
   // kDeadlineExceeded naming the program.
-  absl::StatusOr<Output> Communicate(
+  [[nodiscard]] absl::StatusOr<Output> Communicate(
       absl::string_view input = "",
       absl::Duration timeout = absl::InfiniteDuration());
 
@@ -143,9 +145,9 @@ class Subprocess {
 // Runs a program to completion with its stdout and stderr captured (stdin
 // from `input`). OK only if it exits 0 within `timeout`; otherwise the error
 // says how it ended and quotes the end of its stderr.
-absl::StatusOr<Subprocess::Output> RunCommand(SubprocessOptions options,
-                                              absl::Duration timeout,
-                                              absl::string_view input = "");
+[[nodiscard]] absl::StatusOr<Subprocess::Output> RunCommand(
+    SubprocessOptions options, absl::Duration timeout,
+    absl::string_view input = "");
 
 }  // namespace fcvm
 

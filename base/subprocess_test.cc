@@ -250,7 +250,8 @@ TEST(SubprocessTest, SystemToolsAreFoundWithoutSbinInPath) {
   options.argv = {"mke2fs", "-V"};
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;
-  absl::StatusOr<Subprocess::Output> out = RunCommand(options, absl::Seconds(30));
+  absl::StatusOr<Subprocess::Output> out =
+      RunCommand(options, absl::Seconds(30));
   setenv("PATH", saved.c_str(), 1);
   ASSERT_TRUE(mke2fs.ok()) << mke2fs.status();
   EXPECT_THAT(*mke2fs, ::testing::AnyOf("/usr/sbin/mke2fs", "/sbin/mke2fs"));

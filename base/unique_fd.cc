@@ -19,7 +19,7 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-absl::Status UniqueFd::Close(absl::string_view what) {
+[[nodiscard]] absl::Status UniqueFd::Close(absl::string_view what) {
   if (fd_ < 0) return absl::OkStatus();
   int fd = release();
   if (::close(fd) != 0 && errno != EINTR) {
@@ -28,21 +28,22 @@ absl::Status UniqueFd::Close(absl::string_view what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<UniqueFd> OpenFd(const std::string& path, int flags,
-                                mode_t mode) {
+[[nodiscard]] absl::StatusOr<UniqueFd> OpenFd(const std::string& path,
+                                              int flags, mode_t mode) {
   int fd =
       RetryEintr([&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); });
   if (fd < 0) return ErrnoStatus(absl::StrCat("open ", path));
   return UniqueFd(fd);
 }
 
-absl::StatusOr<Pipe> MakePipe(int flags) {
+[[nodiscard]] absl::StatusOr<Pipe> MakePipe(int flags) {
   int fds[2];
   if (::pipe2(fds, flags | O_CLOEXEC) != 0) return ErrnoStatus("pipe2");
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
+[[nodiscard]] absl::Status WriteAll(int fd, absl::string_view data,
+                                    absl::string_view what) {
   while (!data.empty()) {
     ssize_t n =
         RetryEintr([&] { return ::write(fd, data.data(), data.size()); });
@@ -52,7 +53,8 @@ absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadAll(int fd, absl::string_view what) {
+[[nodiscard]] absl::StatusOr<std::string> ReadAll(int fd,
+                                                  absl::string_view what) {
   std::string out;
   char buf[65536];
   while (true) {

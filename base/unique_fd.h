@@ -40,29 +40,31 @@ class UniqueFd {
 
   // Closes now and reports close()'s error, which matters after writes
   // (NFS, quota). `what` names the object for the message.
-  absl::Status Close(absl::string_view what);
+  [[nodiscard]] absl::Status Close(absl::string_view what);
 
  private:
   int fd_ = -1;
 };
 
 // open(2) with O_CLOEXEC added; errors name the path.
-absl::StatusOr<UniqueFd> OpenFd(const std::string& path, int flags,
-                                mode_t mode = 0);
+[[nodiscard]] absl::StatusOr<UniqueFd> OpenFd(const std::string& path,
+                                              int flags, mode_t mode = 0);
 
 // A pipe; both ends O_CLOEXEC plus `flags` (e.g. O_NONBLOCK).
 struct Pipe {
   UniqueFd read;
   UniqueFd write;
 };
-absl::StatusOr<Pipe> MakePipe(int flags = 0);
+[[nodiscard]] absl::StatusOr<Pipe> MakePipe(int flags = 0);
 
 // Writes all of `data` to `fd`, retrying short writes and EINTR. `what` names
 // the destination for the error message.
-absl::Status WriteAll(int fd, absl::string_view data, absl::string_view what);
+[[nodiscard]] absl::Status WriteAll(int fd, absl::string_view data,
+                                    absl::string_view what);
 
 // Reads from `fd` until end of file.
-absl::StatusOr<std::string> ReadAll(int fd, absl::string_view what);
+[[nodiscard]] absl::StatusOr<std::string> ReadAll(int fd,
+                                                  absl::string_view what);
 
 }  // namespace fcvm
 

@@ -10,7 +10,7 @@ using ::fcvm::testing::HttpAnswer;
 using ::fcvm::testing::HttpRequest;
 using ::fcvm::testing::HttpTestServer;
 
-absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start(
     MmdsStore::Clock clock) {
   std::unique_ptr<FakeMmds> mmds(new FakeMmds(std::move(clock)));
   ASSIGN_OR_RETURN(
@@ -21,9 +21,9 @@ absl::StatusOr<std::unique_ptr<FakeMmds>> FakeMmds::Start(
   return mmds;
 }
 
-absl::Status FakeMmds::HostRequest(absl::string_view method,
-                                   absl::string_view path,
-                                   absl::string_view body) {
+[[nodiscard]] absl::Status FakeMmds::HostRequest(absl::string_view method,
+                                                 absl::string_view path,
+                                                 absl::string_view body) {
   if (path == "/mmds" && method == "PUT") return store_.Put(body);
   if (path == "/mmds" && method == "PATCH") return store_.Patch(body);
   return absl::UnimplementedError(absl::StrCat(

@@ -28,7 +28,7 @@ namespace fcvm::agent::testing {
 class FakeMmds {
  public:
   // `clock` is the store's, for token lifetimes.
-  static absl::StatusOr<std::unique_ptr<FakeMmds>> Start(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FakeMmds>> Start(
       MmdsStore::Clock clock = [] { return absl::Now(); });
 
   uint16_t port() const { return server_->port(); }

@@ -264,14 +264,14 @@ MmdsStore::MmdsStore(Clock clock, size_t size_limit)
   document_.set_null_value(google::protobuf::NULL_VALUE);
 }
 
-absl::Status MmdsStore::Put(absl::string_view json) {
+[[nodiscard]] absl::Status MmdsStore::Put(absl::string_view json) {
   Value document;
   RETURN_IF_ERROR(ParseJson(json, &document));
   absl::MutexLock lock(&mu_);
   return Replace(std::move(document));
 }
 
-absl::Status MmdsStore::Patch(absl::string_view json) {
+[[nodiscard]] absl::Status MmdsStore::Patch(absl::string_view json) {
   Value patch;
   RETURN_IF_ERROR(ParseJson(json, &patch));
   absl::MutexLock lock(&mu_);
@@ -281,7 +281,7 @@ absl::Status MmdsStore::Patch(absl::string_view json) {
   return Replace(std::move(patched));
 }
 
-absl::Status MmdsStore::Replace(Value document) {
+[[nodiscard]] absl::Status MmdsStore::Replace(Value document) {
   if (PrintJson(document).size() > size_limit_) {
     return absl::ResourceExhaustedError(kTooLarge);
   }

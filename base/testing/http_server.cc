@@ -58,9 +58,9 @@ std::string HttpRequest::Header(const std::string& lower_name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartTcp(
-    Handler handler, const std::string& ip, uint16_t port,
-    const std::string& device) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>>
+HttpTestServer::StartTcp(Handler handler, const std::string& ip, uint16_t port,
+                         const std::string& device) {
   UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listener) return ErrnoStatus("socket");
   if (!device.empty() &&
@@ -88,8 +88,8 @@ std::string HttpRequest::Header(const std::string& lower_name) const {
                          ntohs(address.sin_port), std::move(handler)));
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>> HttpTestServer::StartUnix(
-    const std::string& path, Handler handler) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpTestServer>>
+HttpTestServer::StartUnix(const std::string& path, Handler handler) {
   sockaddr_un address = {};
   address.sun_family = AF_UNIX;
   if (path.size() >= sizeof(address.sun_path)) {

@@ -44,8 +44,8 @@ class HttpTestServer {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartTcp(
       Handler handler, const std::string& ip = "127.0.0.1", uint16_t port = 0,
       const std::string& device = "");
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpTestServer>> StartUnix(
-      const std::string& path, Handler handler);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpTestServer>>
+  StartUnix(const std::string& path, Handler handler);
   // Stops serving; a request in progress is finished first.
   ~HttpTestServer();
 

@@ -15,7 +15,7 @@ namespace {
 
 using Reader = std::unique_ptr<archive, int (*)(archive*)>;
 
-absl::StatusOr<Reader> Open(const std::string& path) {
+[[nodiscard]] absl::StatusOr<Reader> Open(const std::string& path) {
   Reader a(archive_read_new(), archive_read_free);
   // One tar across all gzip members: apk strips the end-of-archive blocks
   // between segments, and libarchive reads concatenated gzip members.
@@ -46,7 +46,8 @@ bool IsScript(const std::string& name) {
 
 }  // namespace
 
-absl::StatusOr<ApkControl> ReadApkControl(const std::string& apk_path) {
+[[nodiscard]] absl::StatusOr<ApkControl> ReadApkControl(
+    const std::string& apk_path) {
   ASSIGN_OR_RETURN(Reader a, Open(apk_path));
   ApkControl control;
   RETURN_IF_ERROR(VisitTarEntries(
@@ -65,7 +66,7 @@ absl::StatusOr<ApkControl> ReadApkControl(const std::string& apk_path) {
   return control;
 }
 
-absl::Status ReadApkData(
+[[nodiscard]] absl::Status ReadApkData(
     const std::string& apk_path,
     const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
         visit) {
@@ -78,7 +79,8 @@ absl::Status ReadApkData(
       });
 }
 
-absl::StatusOr<std::string> ReadApkIndexArchive(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> ReadApkIndexArchive(
+    const std::string& path) {
   ASSIGN_OR_RETURN(Reader a, Open(path));
   std::string text;
   bool found = false;

@@ -21,14 +21,14 @@ struct ArchiveDeleter {
 };
 using Reader = std::unique_ptr<archive, ArchiveDeleter>;
 
-absl::Status ArchiveError(archive* a, absl::string_view what) {
+[[nodiscard]] absl::Status ArchiveError(archive* a, absl::string_view what) {
   const char* error = archive_error_string(a);
   return absl::DataLossError(absl::StrCat(
       what, ": ", error != nullptr ? error : "unreadable archive"));
 }
 
 // The ar members of a .deb, by name ("debian-binary", "control.tar.xz", ...).
-absl::StatusOr<std::map<std::string, std::string>> ReadArMembers(
+[[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ReadArMembers(
     const std::string& deb_path) {
   Reader a(archive_read_new());
   archive_read_support_format_ar(a.get());
@@ -57,7 +57,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadArMembers(
 }
 
 // The member whose name starts with `prefix` ("data.tar").
-absl::StatusOr<const std::string*> Member(
+[[nodiscard]] absl::StatusOr<const std::string*> Member(
     const std::map<std::string, std::string>& members, absl::string_view prefix,
     const std::string& deb_path) {
   for (const auto& [name, data] : members) {
@@ -68,8 +68,8 @@ absl::StatusOr<const std::string*> Member(
 }
 
 // Opens a compressed tar held in memory.
-absl::StatusOr<Reader> OpenTar(const std::string& bytes,
-                               absl::string_view what) {
+[[nodiscard]] absl::StatusOr<Reader> OpenTar(const std::string& bytes,
+                                             absl::string_view what) {
   Reader a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_tar(a.get());
@@ -101,7 +101,8 @@ FileEntry::Type TypeOf(archive_entry* e) {
 
 }  // namespace
 
-absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<std::string> NormalizeEntryPath(
+    absl::string_view path) {
   std::vector<absl::string_view> parts;
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part.empty() || part == ".") continue;
@@ -118,7 +119,8 @@ absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view path) {
   return absl::StrJoin(parts, "/");
 }
 
-absl::StatusOr<DebControl> ReadDebControl(const std::string& deb_path) {
+[[nodiscard]] absl::StatusOr<DebControl> ReadDebControl(
+    const std::string& deb_path) {
   ASSIGN_OR_RETURN(auto members, ReadArMembers(deb_path));
   ASSIGN_OR_RETURN(const std::string* tar,
                    Member(members, "control.tar", deb_path));
@@ -151,7 +153,7 @@ absl::StatusOr<DebControl> ReadDebControl(const std::string& deb_path) {
   return control;
 }
 
-absl::Status ReadDebData(
+[[nodiscard]] absl::Status ReadDebData(
     const std::string& deb_path,
     const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
         visit) {
@@ -163,7 +165,7 @@ absl::Status ReadDebData(
   return VisitTarEntries(a.get(), what, visit);
 }
 
-absl::Status VisitTarEntries(
+[[nodiscard]] absl::Status VisitTarEntries(
     archive* a, const std::string& what,
     const std::function<absl::Status(const FileEntry&, absl::string_view data)>&
         visit) {

@@ -430,7 +430,8 @@ class Filler {
 
 }  // namespace
 
-absl::StatusOr<PreparedImage> PrepareImage(const AssembleOptions& options) {
+[[nodiscard]] absl::StatusOr<PreparedImage> PrepareImage(
+    const AssembleOptions& options) {
   const ImageDefinition& definition = options.definition;
   if (!IsApk(definition) && !definition.package_format().empty() &&
       definition.package_format() != "deb") {
@@ -451,8 +452,9 @@ absl::StatusOr<PreparedImage> PrepareImage(const AssembleOptions& options) {
   return prepared;
 }
 
-absl::Status FillImage(const AssembleOptions& options,
-                       const PreparedImage& prepared, ImageSink& sink) {
+[[nodiscard]] absl::Status FillImage(const AssembleOptions& options,
+                                     const PreparedImage& prepared,
+                                     ImageSink& sink) {
   return Filler(options, prepared, sink).Run();
 }
 

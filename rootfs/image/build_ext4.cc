@@ -62,7 +62,8 @@ Ext4Options FilesystemOptions(const ImageDefinition& definition,
 
 }  // namespace
 
-absl::StatusOr<AssembleReport> BuildExt4Image(const AssembleOptions& options) {
+[[nodiscard]] absl::StatusOr<AssembleReport> BuildExt4Image(
+    const AssembleOptions& options) {
   return Annotate(Build(options),
                   absl::StrCat("building image '", options.definition.name(),
                                "' into ", options.output));

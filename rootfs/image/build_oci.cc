@@ -57,7 +57,8 @@ std::string OciArchitecture(const std::string& arch) {
 
 }  // namespace
 
-absl::StatusOr<AssembleReport> BuildOciImage(const AssembleOptions& options) {
+[[nodiscard]] absl::StatusOr<AssembleReport> BuildOciImage(
+    const AssembleOptions& options) {
   return Annotate(Build(options),
                   absl::StrCat("building image '", options.definition.name(),
                                "' into ", options.output));

@@ -9,7 +9,8 @@
 
 namespace fcvm::rootfs {
 
-absl::StatusOr<ImageDefinition> ReadImageDefinition(const std::string& path) {
+[[nodiscard]] absl::StatusOr<ImageDefinition> ReadImageDefinition(
+    const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   ImageDefinition image;
   if (!google::protobuf::TextFormat::ParseFromString(text, &image)) {
@@ -21,7 +22,7 @@ absl::StatusOr<ImageDefinition> ReadImageDefinition(const std::string& path) {
   return image;
 }
 
-absl::StatusOr<std::string> LockfileToJson(const Lockfile& lock) {
+[[nodiscard]] absl::StatusOr<std::string> LockfileToJson(const Lockfile& lock) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.preserve_proto_field_names = true;
@@ -35,7 +36,8 @@ absl::StatusOr<std::string> LockfileToJson(const Lockfile& lock) {
   return json;
 }
 
-absl::StatusOr<Lockfile> LockfileFromJson(const std::string& json) {
+[[nodiscard]] absl::StatusOr<Lockfile> LockfileFromJson(
+    const std::string& json) {
   Lockfile lock;
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;

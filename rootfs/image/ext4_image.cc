@@ -39,7 +39,7 @@ errcode_t WithRoom(ext2_filsys fs, ext2_ino_t dir,
   return err;
 }
 
-absl::Status Ext2Error(errcode_t err, absl::string_view what) {
+[[nodiscard]] absl::Status Ext2Error(errcode_t err, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", error_message(err)));
 }
 
@@ -96,7 +96,7 @@ std::string Base(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Ext4Image>> Ext4Image::Create(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Ext4Image>> Ext4Image::Create(
     const std::string& path, const Ext4Options& options) {
   RegisterErrorTable();
   const std::string context = absl::StrCat("creating ext4 image ", path);
@@ -222,8 +222,9 @@ Ext4Image::~Ext4Image() {
   }
 }
 
-absl::Status Ext4Image::SetAttributes(uint32_t ino, const FileEntry& entry,
-                                      bool keep_links) {
+[[nodiscard]] absl::Status Ext4Image::SetAttributes(uint32_t ino,
+                                                    const FileEntry& entry,
+                                                    bool keep_links) {
   struct ext2_inode_large inode;
   memset(&inode, 0, sizeof(inode));
   RETURN_IF_EXT2_ERROR(
@@ -249,9 +250,8 @@ absl::Status Ext4Image::SetAttributes(uint32_t ino, const FileEntry& entry,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Ext4Image::Resolved> Ext4Image::Resolve(const std::string& path,
-                                                       int depth,
-                                                       bool follow_last) {
+[[nodiscard]] absl::StatusOr<Ext4Image::Resolved> Ext4Image::Resolve(
+    const std::string& path, int depth, bool follow_last) {
   if (depth > kMaxSymlinkDepth) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many symlinks resolving '", path, "'"));
@@ -287,7 +287,7 @@ absl::StatusOr<Ext4Image::Resolved> Ext4Image::Resolve(const std::string& path,
   return Resolved{done, it->second};
 }
 
-absl::StatusOr<Ext4Image::Resolved> Ext4Image::EnsureDirectory(
+[[nodiscard]] absl::StatusOr<Ext4Image::Resolved> Ext4Image::EnsureDirectory(
     const std::string& path) {
   absl::StatusOr<Resolved> found = Resolve(path, 0, /*follow_last=*/true);
   if (found.ok() || !absl::IsNotFound(found.status())) return found;
@@ -299,8 +299,9 @@ absl::StatusOr<Ext4Image::Resolved> Ext4Image::EnsureDirectory(
   return Resolve(path, 0, true);
 }
 
-absl::Status Ext4Image::LinkInto(uint32_t dir, const std::string& name,
-                                 uint32_t ino, int file_type) {
+[[nodiscard]] absl::Status Ext4Image::LinkInto(uint32_t dir,
+                                               const std::string& name,
+                                               uint32_t ino, int file_type) {
   RETURN_IF_EXT2_ERROR(
       WithRoom(
           fs_, dir,
@@ -309,7 +310,8 @@ absl::Status Ext4Image::LinkInto(uint32_t dir, const std::string& name,
   return absl::OkStatus();
 }
 
-absl::Status Ext4Image::WriteData(uint32_t ino, absl::string_view data) {
+[[nodiscard]] absl::Status Ext4Image::WriteData(uint32_t ino,
+                                                absl::string_view data) {
   ext2_file_t file;
   RETURN_IF_EXT2_ERROR(ext2fs_file_open(fs_, ino, EXT2_FILE_WRITE, &file),
                        "open file");
@@ -331,7 +333,8 @@ absl::Status Ext4Image::WriteData(uint32_t ino, absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status Ext4Image::Add(const FileEntry& entry, absl::string_view data) {
+[[nodiscard]] absl::Status Ext4Image::Add(const FileEntry& entry,
+                                          absl::string_view data) {
   if (fs_ == nullptr)
     return absl::FailedPreconditionError("image already finished");
   const std::string context =
@@ -480,7 +483,7 @@ uint64_t Ext4Image::used_blocks() const {
   return ext2fs_blocks_count(fs_->super) - ext2fs_free_blocks_count(fs_->super);
 }
 
-absl::Status Ext4Image::Finish() {
+[[nodiscard]] absl::Status Ext4Image::Finish() {
   if (fs_ == nullptr)
     return absl::FailedPreconditionError("image already finished");
   ext2_filsys fs = fs_;

@@ -40,7 +40,7 @@ const std::string kCap(
     20);
 
 // A small tree with one of everything.
-absl::Status Populate(Ext4Image& image) {
+[[nodiscard]] absl::Status Populate(Ext4Image& image) {
   std::vector<std::pair<FileEntry, std::string>> entries;
   entries.push_back({MakeEntry(Type::kDirectory, "usr", 0755), ""});
   entries.push_back({MakeEntry(Type::kDirectory, "usr/bin", 0755), ""});

@@ -19,9 +19,8 @@ namespace fcvm::rootfs {
 namespace {
 
 // The names in a colon-separated master file, checking the field count.
-absl::StatusOr<std::vector<std::string>> Names(absl::string_view text,
-                                               size_t fields,
-                                               absl::string_view what) {
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> Names(
+    absl::string_view text, size_t fields, absl::string_view what) {
   std::vector<std::string> names;
   std::set<std::string> seen;
   int line_number = 0;
@@ -66,9 +65,9 @@ std::string ShadowedLines(absl::string_view master) {
 
 }  // namespace
 
-absl::StatusOr<PasswdFiles> MakePasswdFiles(absl::string_view passwd_master,
-                                            absl::string_view group_master,
-                                            int64_t epoch) {
+[[nodiscard]] absl::StatusOr<PasswdFiles> MakePasswdFiles(
+    absl::string_view passwd_master, absl::string_view group_master,
+    int64_t epoch) {
   absl::StatusOr<std::vector<std::string>> users =
       Names(passwd_master, 7, "passwd.master");
   if (!users.ok()) return users.status();
@@ -91,7 +90,7 @@ absl::StatusOr<PasswdFiles> MakePasswdFiles(absl::string_view passwd_master,
   return files;
 }
 
-absl::StatusOr<CaCertificates> MakeCaCertificates(
+[[nodiscard]] absl::StatusOr<CaCertificates> MakeCaCertificates(
     const std::map<std::string, std::string>& certs) {
   if (certs.empty()) {
     return absl::FailedPreconditionError(

@@ -23,7 +23,8 @@ constexpr char kManifestType[] = "application/vnd.oci.image.manifest.v1+json";
 constexpr char kConfigType[] = "application/vnd.oci.image.config.v1+json";
 constexpr char kLayerType[] = "application/vnd.oci.image.layer.v1.tar";
 
-absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
+[[nodiscard]] absl::StatusOr<std::string> ToJson(
+    const google::protobuf::Message& message) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = false;  // json_name, as the spec.
@@ -44,15 +45,16 @@ class Writer {
   }
   ~Writer() { archive_write_free(archive_); }
 
-  absl::Status Open() {
+  [[nodiscard]] absl::Status Open() {
     if (archive_write_open_filename(archive_, path_.c_str()) != ARCHIVE_OK)
       return Error("opening");
     return absl::OkStatus();
   }
-  absl::Status Directory(const std::string& name) {
+  [[nodiscard]] absl::Status Directory(const std::string& name) {
     return Header(name + "/", AE_IFDIR, 0755, 0);
   }
-  absl::Status File(const std::string& name, absl::string_view data) {
+  [[nodiscard]] absl::Status File(const std::string& name,
+                                  absl::string_view data) {
     RETURN_IF_ERROR(Header(name, AE_IFREG, 0644, data.size()));
     if (!data.empty() &&
         archive_write_data(archive_, data.data(), data.size()) !=
@@ -62,8 +64,9 @@ class Writer {
     return absl::OkStatus();
   }
   // Streams a large file (the layer) without holding it in memory.
-  absl::Status FileFrom(const std::string& name, const std::string& source,
-                        uint64_t size) {
+  [[nodiscard]] absl::Status FileFrom(const std::string& name,
+                                      const std::string& source,
+                                      uint64_t size) {
     ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(source, O_RDONLY));
     RETURN_IF_ERROR(Header(name, AE_IFREG, 0644, size));
     std::vector<char> buffer(1 << 20);
@@ -82,14 +85,14 @@ class Writer {
     }
     return absl::OkStatus();
   }
-  absl::Status Close() {
+  [[nodiscard]] absl::Status Close() {
     if (archive_write_close(archive_) != ARCHIVE_OK) return Error("closing");
     return absl::OkStatus();
   }
 
  private:
-  absl::Status Header(const std::string& name, mode_t type, mode_t perm,
-                      uint64_t size) {
+  [[nodiscard]] absl::Status Header(const std::string& name, mode_t type,
+                                    mode_t perm, uint64_t size) {
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, name.c_str());
     archive_entry_set_filetype(e, type);
@@ -100,7 +103,7 @@ class Writer {
     archive_entry_free(e);
     return rc == ARCHIVE_OK ? absl::OkStatus() : Error(name);
   }
-  absl::Status Error(const std::string& what) {
+  [[nodiscard]] absl::Status Error(const std::string& what) {
     return absl::InternalError(absl::StrCat("OCI archive ", path_, ": ", what,
                                             ": ",
                                             archive_error_string(archive_)));
@@ -113,7 +116,7 @@ class Writer {
 
 }  // namespace
 
-absl::StatusOr<OciArchiveReport> WriteOciArchive(
+[[nodiscard]] absl::StatusOr<OciArchiveReport> WriteOciArchive(
     const OciArchiveOptions& options) {
   ASSIGN_OR_RETURN(std::string layer_sha, Sha256File(options.layer));
   struct stat st;

@@ -18,7 +18,7 @@ std::string Parent(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<TarLayer>> TarLayer::Create(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<TarLayer>> TarLayer::Create(
     const std::string& path, int64_t timestamp) {
   std::unique_ptr<TarLayer> layer(new TarLayer());
   layer->path_ = path;
@@ -40,7 +40,8 @@ TarLayer::~TarLayer() {
   if (archive_ != nullptr) archive_write_free(archive_);
 }
 
-absl::Status TarLayer::AddDirectoryParents(const std::string& path) {
+[[nodiscard]] absl::Status TarLayer::AddDirectoryParents(
+    const std::string& path) {
   const std::string parent = Parent(path);
   if (parent.empty() || directories_.count(parent)) return absl::OkStatus();
   if (symlinks_.count(parent) || others_.count(parent)) {
@@ -57,7 +58,8 @@ absl::Status TarLayer::AddDirectoryParents(const std::string& path) {
   return Write(dir, "");
 }
 
-absl::Status TarLayer::Add(const FileEntry& entry, absl::string_view data) {
+[[nodiscard]] absl::Status TarLayer::Add(const FileEntry& entry,
+                                         absl::string_view data) {
   if (archive_ == nullptr)
     return absl::FailedPreconditionError("layer already finished");
   if (entry.path.empty()) return absl::OkStatus();  // "./": implicit.
@@ -85,7 +87,8 @@ absl::Status TarLayer::Add(const FileEntry& entry, absl::string_view data) {
   return Write(entry, data);
 }
 
-absl::Status TarLayer::Write(const FileEntry& entry, absl::string_view data) {
+[[nodiscard]] absl::Status TarLayer::Write(const FileEntry& entry,
+                                           absl::string_view data) {
   archive_entry* e = archive_entry_new();
   archive_entry_set_pathname(e, entry.type == FileEntry::Type::kDirectory
                                     ? (entry.path + "/").c_str()
@@ -140,7 +143,7 @@ absl::Status TarLayer::Write(const FileEntry& entry, absl::string_view data) {
   return status;
 }
 
-absl::Status TarLayer::Finish() {
+[[nodiscard]] absl::Status TarLayer::Finish() {
   if (archive_ == nullptr)
     return absl::FailedPreconditionError("layer already finished");
   const int rc = archive_write_close(archive_);

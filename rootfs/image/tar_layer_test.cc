@@ -22,7 +22,7 @@ std::string Tmp(const std::string& name) {
 
 using testing::MakeEntry;
 
-absl::Status Populate(TarLayer& layer) {
+[[nodiscard]] absl::Status Populate(TarLayer& layer) {
   FileEntry link = MakeEntry(Type::kSymlink, "bin/sh", 0777);
   link.link_target = "busybox";
   FileEntry hard = MakeEntry(Type::kHardlink, "bin/ls", 0755);

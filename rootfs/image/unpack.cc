@@ -10,7 +10,7 @@
 
 namespace fcvm::rootfs {
 
-absl::Status CheckMaintainerScripts(
+[[nodiscard]] absl::Status CheckMaintainerScripts(
     const ImageDefinition& image,
     const std::map<std::string, std::vector<std::string>>& scripts_by_package) {
   std::map<std::string, int> covered;
@@ -78,9 +78,11 @@ using ArchiveReader = absl::Status (*)(
     const std::string& path,
     const std::function<absl::Status(const FileEntry&, absl::string_view)>&);
 
-absl::Status Unpack(ArchiveReader read, const std::string& package,
-                    const std::string& path, ImageSink& image,
-                    const EntryObserver& observe, const PathFilter& filter) {
+[[nodiscard]] absl::Status Unpack(ArchiveReader read,
+                                  const std::string& package,
+                                  const std::string& path, ImageSink& image,
+                                  const EntryObserver& observe,
+                                  const PathFilter& filter) {
   return Annotate(read(path,
                        [&](const FileEntry& entry, absl::string_view data) {
                          if (observe) observe(entry, data);
@@ -92,15 +94,19 @@ absl::Status Unpack(ArchiveReader read, const std::string& package,
 
 }  // namespace
 
-absl::Status UnpackDeb(const std::string& package, const std::string& deb_path,
-                       ImageSink& image, const EntryObserver& observe,
-                       const PathFilter& filter) {
+[[nodiscard]] absl::Status UnpackDeb(const std::string& package,
+                                     const std::string& deb_path,
+                                     ImageSink& image,
+                                     const EntryObserver& observe,
+                                     const PathFilter& filter) {
   return Unpack(&ReadDebData, package, deb_path, image, observe, filter);
 }
 
-absl::Status UnpackApk(const std::string& package, const std::string& apk_path,
-                       ImageSink& image, const EntryObserver& observe,
-                       const PathFilter& filter) {
+[[nodiscard]] absl::Status UnpackApk(const std::string& package,
+                                     const std::string& apk_path,
+                                     ImageSink& image,
+                                     const EntryObserver& observe,
+                                     const PathFilter& filter) {
   return Unpack(&ReadApkData, package, apk_path, image, observe, filter);
 }
 

@@ -10,7 +10,8 @@
 
 namespace fcvm::init {
 
-absl::StatusOr<BootConfig> ParseBootConfig(absl::string_view cmdline) {
+[[nodiscard]] absl::StatusOr<BootConfig> ParseBootConfig(
+    absl::string_view cmdline) {
   BootConfig config;
   for (absl::string_view word :
        absl::StrSplit(absl::StripAsciiWhitespace(cmdline),

@@ -10,7 +10,7 @@
 
 namespace fcvm::init {
 
-absl::StatusOr<DiskContent> ProbeDisk(int fd) {
+[[nodiscard]] absl::StatusOr<DiskContent> ProbeDisk(int fd) {
   // Partition tables, LUKS, other filesystems and the ext superblock (at
   // 1024) all live in the first 64 KiB.
   std::string head(64 * 1024, '\0');

@@ -21,7 +21,7 @@ std::string Temp(const std::string& name) {
   return std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
 }
 
-absl::StatusOr<DiskContent> ProbePath(const std::string& path) {
+[[nodiscard]] absl::StatusOr<DiskContent> ProbePath(const std::string& path) {
   absl::StatusOr<UniqueFd> fd = OpenFd(path, O_RDONLY);
   if (!fd.ok()) return fd.status();
   return ProbeDisk(fd->get());

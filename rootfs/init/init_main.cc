@@ -68,9 +68,10 @@ void Say(const std::string& text) {
   (void)!write(STDOUT_FILENO, line.data(), line.size());
 }
 
-absl::Status Mount(const std::string& source, const std::string& target,
-                   const char* type, unsigned long flags,
-                   const std::string& data = "") {
+[[nodiscard]] absl::Status Mount(const std::string& source,
+                                 const std::string& target, const char* type,
+                                 unsigned long flags,
+                                 const std::string& data = "") {
   if (mount(source.c_str(), target.c_str(), type, flags,
             data.empty() ? nullptr : data.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("mounting ", type ? type : "", " ", source,
@@ -79,7 +80,8 @@ absl::Status Mount(const std::string& source, const std::string& target,
   return absl::OkStatus();
 }
 
-absl::Status MakeDirs(const std::string& path, mode_t mode = 0755) {
+[[nodiscard]] absl::Status MakeDirs(const std::string& path,
+                                    mode_t mode = 0755) {
   for (size_t i = 1; i <= path.size(); ++i) {
     if (i != path.size() && path[i] != '/') continue;
     const std::string prefix = path.substr(0, i);
@@ -98,7 +100,7 @@ void UseConsole() {
   if (fd > 2) close(fd);
 }
 
-absl::Status MountKernelFilesystems() {
+[[nodiscard]] absl::Status MountKernelFilesystems() {
   RETURN_IF_ERROR(
       Mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC));
   RETURN_IF_ERROR(
@@ -114,7 +116,7 @@ absl::Status MountKernelFilesystems() {
 
 // Mounts the writable disk, formatting it first if it is blank (never if it
 // holds anything else).
-absl::Status MountWritableDisk(const BootConfig& config) {
+[[nodiscard]] absl::Status MountWritableDisk(const BootConfig& config) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(config.disk, O_RDONLY));
   ASSIGN_OR_RETURN(DiskContent content,
                    Annotate(ProbeDisk(fd.get()), config.disk));
@@ -145,7 +147,7 @@ absl::Status MountWritableDisk(const BootConfig& config) {
 }
 
 // Overlay root: the base image (this root) below, <disk>/root above.
-absl::Status MountOverlayRoot() {
+[[nodiscard]] absl::Status MountOverlayRoot() {
   const std::string upper = absl::StrCat(kDiskMount, "/root/upper");
   const std::string work = absl::StrCat(kDiskMount, "/root/work");
   RETURN_IF_ERROR(MakeDirs(upper));
@@ -154,7 +156,7 @@ absl::Status MountOverlayRoot() {
                absl::StrCat("lowerdir=/,upperdir=", upper, ",workdir=", work));
 }
 
-absl::Status PivotIntoNewRoot() {
+[[nodiscard]] absl::Status PivotIntoNewRoot() {
   for (const char* dir : {"/proc", "/sys", "/dev", kRun}) {
     const std::string target = absl::StrCat(kNewRoot, dir);
     RETURN_IF_ERROR(MakeDirs(target));
@@ -170,7 +172,7 @@ absl::Status PivotIntoNewRoot() {
   return absl::OkStatus();
 }
 
-absl::Status MountInNewRoot() {
+[[nodiscard]] absl::Status MountInNewRoot() {
   RETURN_IF_ERROR(Mount("cgroup2", "/sys/fs/cgroup", "cgroup2",
                         MS_NOSUID | MS_NODEV | MS_NOEXEC, "nsdelegate"));
   RETURN_IF_ERROR(MakeDirs("/dev/pts"));
@@ -187,7 +189,7 @@ absl::Status MountInNewRoot() {
   return Mount(storage, "/var/lib/containers", nullptr, MS_BIND);
 }
 
-absl::Status BringUpLoopback() {
+[[nodiscard]] absl::Status BringUpLoopback() {
   UniqueFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock.valid()) return ErrnoStatus("socket for lo");
   ifreq request = {};
@@ -200,7 +202,7 @@ absl::Status BringUpLoopback() {
   return absl::OkStatus();
 }
 
-absl::Status Boot(BootConfig& config) {
+[[nodiscard]] absl::Status Boot(BootConfig& config) {
   RETURN_IF_ERROR(MountKernelFilesystems());
   Say("started");
   ASSIGN_OR_RETURN(std::string cmdline, ReadFile("/proc/cmdline"));
@@ -216,8 +218,8 @@ absl::Status Boot(BootConfig& config) {
 }
 
 // Starts the agent, or a shell when the image has none. Returns its pid.
-absl::StatusOr<pid_t> StartMain(const BootConfig& config,
-                                const sigset_t& original_mask) {
+[[nodiscard]] absl::StatusOr<pid_t> StartMain(const BootConfig& config,
+                                              const sigset_t& original_mask) {
   std::vector<std::string> argv;
   if (config.agent != "shell" && access(config.agent.c_str(), X_OK) == 0) {
     argv = {config.agent};

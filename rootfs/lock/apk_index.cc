@@ -37,7 +37,8 @@ struct ParsedVersion {
   uint64_t revision = 0;
 };
 
-absl::StatusOr<ParsedVersion> ParseApkVersion(absl::string_view text) {
+[[nodiscard]] absl::StatusOr<ParsedVersion> ParseApkVersion(
+    absl::string_view text) {
   const std::string original(text);
   auto invalid = [&] {
     return absl::InvalidArgumentError(
@@ -97,8 +98,8 @@ int CompareNumber(const std::string& a, const std::string& b, bool first) {
 
 }  // namespace
 
-absl::StatusOr<int> CompareApkVersions(absl::string_view a,
-                                       absl::string_view b) {
+[[nodiscard]] absl::StatusOr<int> CompareApkVersions(absl::string_view a,
+                                                     absl::string_view b) {
   ASSIGN_OR_RETURN(ParsedVersion x, ParseApkVersion(a));
   ASSIGN_OR_RETURN(ParsedVersion y, ParseApkVersion(b));
   const size_t n = std::min(x.numbers.size(), y.numbers.size());
@@ -121,8 +122,8 @@ absl::StatusOr<int> CompareApkVersions(absl::string_view a,
   return 0;
 }
 
-absl::StatusOr<std::vector<ApkRecord>> ParseApkIndex(absl::string_view text,
-                                                     absl::string_view origin) {
+[[nodiscard]] absl::StatusOr<std::vector<ApkRecord>> ParseApkIndex(
+    absl::string_view text, absl::string_view origin) {
   std::vector<ApkRecord> records;
   ApkRecord current;
   int line_number = 0, stanza_line = 1;
@@ -250,7 +251,7 @@ std::pair<std::string, std::string> SplitProvide(const std::string& p) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<ApkRecord>> ResolveApkClosure(
+[[nodiscard]] absl::StatusOr<std::vector<ApkRecord>> ResolveApkClosure(
     const std::vector<ApkRecord>& index,
     const std::vector<std::string>& roots) {
   std::map<std::string, std::vector<const ApkRecord*>> by_name, providers;

@@ -21,9 +21,9 @@ namespace {
 
 // Length of the gzip member starting at `offset` in `data`, found by
 // inflating it; its uncompressed bytes go to `content` when given.
-absl::StatusOr<size_t> MemberLength(const std::string& data, size_t offset,
-                                    const std::string& path,
-                                    std::string* content = nullptr) {
+[[nodiscard]] absl::StatusOr<size_t> MemberLength(
+    const std::string& data, size_t offset, const std::string& path,
+    std::string* content = nullptr) {
   z_stream z = {};
   if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
     return absl::InternalError("zlib inflateInit2 failed");
@@ -47,8 +47,8 @@ absl::StatusOr<size_t> MemberLength(const std::string& data, size_t offset,
   return length;
 }
 
-absl::StatusOr<size_t> FirstMemberLength(const std::string& data,
-                                         const std::string& path) {
+[[nodiscard]] absl::StatusOr<size_t> FirstMemberLength(
+    const std::string& data, const std::string& path) {
   return MemberLength(data, 0, path);
 }
 
@@ -69,8 +69,8 @@ struct Signature {
 };
 
 // The .SIGN.* entry of the first member.
-absl::StatusOr<Signature> ReadSignature(const std::string& member,
-                                        const std::string& path) {
+[[nodiscard]] absl::StatusOr<Signature> ReadSignature(const std::string& member,
+                                                      const std::string& path) {
   std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(),
                                                 archive_read_free);
   archive_read_support_filter_gzip(a.get());
@@ -111,8 +111,8 @@ absl::StatusOr<Signature> ReadSignature(const std::string& member,
 
 }  // namespace
 
-absl::Status VerifyApkPackage(const std::string& path,
-                              const std::string& checksum) {
+[[nodiscard]] absl::Status VerifyApkPackage(const std::string& path,
+                                            const std::string& checksum) {
   ASSIGN_OR_RETURN(std::string data, ReadFile(path));
   ASSIGN_OR_RETURN(size_t sign_length, MemberLength(data, 0, path));
   std::string control_tar;
@@ -148,8 +148,8 @@ absl::Status VerifyApkPackage(const std::string& path,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> VerifyApkSignature(const std::string& path,
-                                               const std::string& keys_dir) {
+[[nodiscard]] absl::StatusOr<std::string> VerifyApkSignature(
+    const std::string& path, const std::string& keys_dir) {
   ASSIGN_OR_RETURN(std::string data, ReadFile(path));
   ASSIGN_OR_RETURN(size_t first, FirstMemberLength(data, path));
   ASSIGN_OR_RETURN(Signature signature,

@@ -22,7 +22,8 @@ const RE2& DependencyPattern() {
   return *kPattern;
 }
 
-absl::StatusOr<Dependency> ParseDependency(absl::string_view text) {
+[[nodiscard]] absl::StatusOr<Dependency> ParseDependency(
+    absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   std::string name, qualifier, relation, version;
   // This RE2 predates its absl::string_view API.
@@ -47,7 +48,7 @@ using Stanza = std::map<std::string, std::string>;
 
 }  // namespace
 
-absl::StatusOr<std::vector<DependencyGroup>> ParseDependencyField(
+[[nodiscard]] absl::StatusOr<std::vector<DependencyGroup>> ParseDependencyField(
     absl::string_view field) {
   std::vector<DependencyGroup> groups;
   for (absl::string_view group_text : absl::StrSplit(field, ',')) {
@@ -62,7 +63,7 @@ absl::StatusOr<std::vector<DependencyGroup>> ParseDependencyField(
   return groups;
 }
 
-absl::StatusOr<std::vector<PackageRecord>> ParsePackagesIndex(
+[[nodiscard]] absl::StatusOr<std::vector<PackageRecord>> ParsePackagesIndex(
     absl::string_view text, absl::string_view origin) {
   std::vector<PackageRecord> records;
   Stanza stanza;

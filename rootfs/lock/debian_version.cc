@@ -63,7 +63,8 @@ std::string DebianVersion::ToString() const {
   return out;
 }
 
-absl::StatusOr<DebianVersion> ParseDebianVersion(absl::string_view text) {
+[[nodiscard]] absl::StatusOr<DebianVersion> ParseDebianVersion(
+    absl::string_view text) {
   auto invalid = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid Debian version '", text, "': ", why));
@@ -101,7 +102,8 @@ int CompareDebianVersions(const DebianVersion& a, const DebianVersion& b) {
   return ComparePart(a.revision, b.revision);
 }
 
-absl::StatusOr<VersionRelation> ParseVersionRelation(absl::string_view text) {
+[[nodiscard]] absl::StatusOr<VersionRelation> ParseVersionRelation(
+    absl::string_view text) {
   if (text == "<<") return VersionRelation::kLess;
   if (text == "<=" || text == "<") return VersionRelation::kLessEqual;
   if (text == "=") return VersionRelation::kEqual;

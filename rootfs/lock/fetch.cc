@@ -27,8 +27,9 @@ struct CurlDeleter {
 
 }  // namespace
 
-absl::Status FetchToFile(const std::string& url, const std::string& path,
-                         const FetchOptions& options) {
+[[nodiscard]] absl::Status FetchToFile(const std::string& url,
+                                       const std::string& path,
+                                       const FetchOptions& options) {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   const std::string context = absl::StrCat(

@@ -23,7 +23,7 @@ namespace fcvm::rootfs {
 namespace {
 
 // The decompressed contents of a .xz/.gz (or plain) file, via libarchive.
-absl::StatusOr<std::string> Decompress(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> Decompress(const std::string& path) {
   archive* a = archive_read_new();
   archive_read_support_filter_all(a);
   archive_read_support_format_raw(a);
@@ -49,9 +49,10 @@ absl::StatusOr<std::string> Decompress(const std::string& path) {
 }
 
 // Reads every component index of `source` for `arch`, verified.
-absl::Status ReadSource(const PackageSource& source, const std::string& arch,
-                        const LockOptions& options,
-                        std::vector<PackageRecord>* records) {
+[[nodiscard]] absl::Status ReadSource(const PackageSource& source,
+                                      const std::string& arch,
+                                      const LockOptions& options,
+                                      std::vector<PackageRecord>* records) {
   ASSIGN_OR_RETURN(std::string root, FindMirrorRoot(source.mirror()));
   const std::string dists = absl::StrCat(root, "/dists/", source.suite());
   const std::string prefix = absl::StrCat(options.scratch_dir, "/",
@@ -97,9 +98,9 @@ struct ApkSourced {
   std::string index_dir;  // <suite>/<component>/<arch>, relative to the root.
 };
 
-absl::StatusOr<Lockfile> LockApk(const ImageDefinition& image,
-                                 const std::string& arch,
-                                 const LockOptions& options) {
+[[nodiscard]] absl::StatusOr<Lockfile> LockApk(const ImageDefinition& image,
+                                               const std::string& arch,
+                                               const LockOptions& options) {
   std::vector<ApkRecord> records;
   std::map<std::pair<std::string, std::string>, ApkSourced> where;
   for (const PackageSource& source : image.sources()) {
@@ -159,9 +160,9 @@ absl::StatusOr<Lockfile> LockApk(const ImageDefinition& image,
 
 }  // namespace
 
-absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
-                                   const std::string& arch,
-                                   const LockOptions& options) {
+[[nodiscard]] absl::StatusOr<Lockfile> LockImage(const ImageDefinition& image,
+                                                 const std::string& arch,
+                                                 const LockOptions& options) {
   const std::string context =
       absl::StrCat("locking image '", image.name(), "' for ", arch);
   if (image.sources().empty() || image.packages().empty()) {

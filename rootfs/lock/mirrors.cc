@@ -43,7 +43,7 @@ void CollectUris(absl::string_view text, std::vector<std::string>* uris) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> AptSourceUris(
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> AptSourceUris(
     const AptSourcePaths& paths) {
   std::vector<std::string> files = {paths.sources_list};
   if (DIR* dir = opendir(paths.sources_dir.c_str())) {
@@ -72,8 +72,8 @@ absl::StatusOr<std::vector<std::string>> AptSourceUris(
   return uris;
 }
 
-absl::StatusOr<std::string> FindMirrorRoot(absl::string_view mirror,
-                                           const AptSourcePaths& paths) {
+[[nodiscard]] absl::StatusOr<std::string> FindMirrorRoot(
+    absl::string_view mirror, const AptSourcePaths& paths) {
   std::string env = absl::StrCat("FCVM_MIRROR_", mirror);
   for (char& c : env) c = c == '-' ? '_' : absl::ascii_toupper(c);
   if (const char* value = std::getenv(env.c_str()); value && *value) {

@@ -14,7 +14,7 @@
 
 namespace fcvm::rootfs {
 
-absl::StatusOr<Release> ParseRelease(absl::string_view text) {
+[[nodiscard]] absl::StatusOr<Release> ParseRelease(absl::string_view text) {
   Release release;
   bool in_sha256 = false;
   int line_number = 0;
@@ -60,7 +60,7 @@ absl::StatusOr<Release> ParseRelease(absl::string_view text) {
   return release;
 }
 
-absl::StatusOr<std::string> VerifyInRelease(
+[[nodiscard]] absl::StatusOr<std::string> VerifyInRelease(
     const std::string& path, const std::vector<std::string>& keyrings,
     const std::string& scratch_dir) {
   const std::string out =

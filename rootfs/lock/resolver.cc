@@ -78,7 +78,7 @@ PackageUniverse::Providers(const std::string& name) const {
   return it == providers_.end() ? kNone : it->second;
 }
 
-absl::StatusOr<std::vector<const PackageRecord*>> ResolveClosure(
+[[nodiscard]] absl::StatusOr<std::vector<const PackageRecord*>> ResolveClosure(
     const PackageUniverse& universe, const std::vector<std::string>& roots) {
   std::map<std::string, const PackageRecord*> chosen;  // By package name.
   // Why each package is in: the chain of names from a root, for errors.

@@ -21,8 +21,8 @@ la_ssize_t Append(archive*, void* out, const void* buffer, size_t length) {
 
 }  // namespace
 
-absl::StatusOr<std::string> TarSegment(const std::vector<TarItem>& items,
-                                       bool terminate) {
+[[nodiscard]] absl::StatusOr<std::string> TarSegment(
+    const std::vector<TarItem>& items, bool terminate) {
   std::string out;
   archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
@@ -58,7 +58,7 @@ absl::StatusOr<std::string> TarSegment(const std::vector<TarItem>& items,
   return out;
 }
 
-absl::StatusOr<std::string> GzipMember(const std::string& data) {
+[[nodiscard]] absl::StatusOr<std::string> GzipMember(const std::string& data) {
   std::string out;
   archive* a = archive_write_new();
   archive_write_set_format_raw(a);
@@ -78,10 +78,9 @@ absl::StatusOr<std::string> GzipMember(const std::string& data) {
   return out;
 }
 
-absl::StatusOr<std::string> MakeApk(const std::string& pkginfo,
-                                    const std::vector<TarItem>& scripts,
-                                    const std::vector<TarItem>& data,
-                                    std::string* checksum) {
+[[nodiscard]] absl::StatusOr<std::string> MakeApk(
+    const std::string& pkginfo, const std::vector<TarItem>& scripts,
+    const std::vector<TarItem>& data, std::string* checksum) {
   absl::StatusOr<std::string> sign = TarSegment(
       {{.path = ".SIGN.RSA.fixture.rsa.pub", .data = "not a real signature"}});
   absl::StatusOr<std::string> data_tar = TarSegment(data, /*terminate=*/true);

@@ -66,7 +66,7 @@ HttpServer::HttpServer(std::unique_ptr<HttpTestServer> server)
     : server_(std::move(server)),
       url_(absl::StrCat("http://127.0.0.1:", server_->port())) {}
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& directory) {
   absl::StatusOr<std::unique_ptr<HttpTestServer>> server =
       HttpTestServer::StartTcp([directory](const HttpRequest& request) {

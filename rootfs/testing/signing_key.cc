@@ -13,7 +13,8 @@
 
 namespace fcvm::rootfs::testing {
 
-absl::StatusOr<SigningKey> SigningKey::Create(const std::string& name) {
+[[nodiscard]] absl::StatusOr<SigningKey> SigningKey::Create(
+    const std::string& name) {
   SigningKey key;
   // gpg-agent listens on a Unix socket in the home directory: keep the path
   // well under the 108-byte limit (TEST_TMPDIR can be longer).
@@ -48,7 +49,8 @@ SigningKey::~SigningKey() {
   std::filesystem::remove_all(home_, ignored);
 }
 
-absl::Status SigningKey::Gpg(std::vector<std::string> args) const {
+[[nodiscard]] absl::Status SigningKey::Gpg(
+    std::vector<std::string> args) const {
   std::vector<std::string> argv = {"gpg",     "--homedir",       home_,
                                    "--batch", "--yes",           "--passphrase",
                                    "",        "--pinentry-mode", "loopback"};
@@ -56,8 +58,8 @@ absl::Status SigningKey::Gpg(std::vector<std::string> args) const {
   return RunCommand({.argv = argv}, absl::Seconds(60)).status();
 }
 
-absl::Status SigningKey::ClearSign(const std::string& text,
-                                   const std::string& path) const {
+[[nodiscard]] absl::Status SigningKey::ClearSign(
+    const std::string& text, const std::string& path) const {
   if (absl::Status s = WriteFileAtomically(path + ".in", text); !s.ok())
     return s;
   return Gpg(

@@ -36,7 +36,9 @@ int Inspect(Context& ctx, const std::vector<std::string>& names) {
 }  // namespace
 
 Command InspectCommand() {
-  return {"inspect", "the VMs' states as JSON", {},
+  return {"inspect",
+          "the VMs' states as JSON",
+          {},
           [](CLI::App& app, Context& ctx) -> std::function<int()> {
             auto names = std::make_shared<std::vector<std::string>>();
             app.add_option("NAME", *names, "VMs")->required();

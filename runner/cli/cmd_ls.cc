@@ -19,7 +19,8 @@ int Ls(Context& ctx, bool json) {
     for (const ListedVm& vm : *vms) {
       VmState shown = vm.entry.state.ok() ? *vm.entry.state : VmState();
       shown.set_name(vm.entry.name);
-      if (!vm.entry.state.ok()) shown.set_error(std::string(vm.entry.state.status().message()));
+      if (!vm.entry.state.ok())
+        shown.set_error(std::string(vm.entry.state.status().message()));
       std::string item;
       (void)google::protobuf::util::MessageToJsonString(shown, &item);
       items.push_back(item);
@@ -36,11 +37,12 @@ int Ls(Context& ctx, bool json) {
       ports.push_back(absl::StrCat("127.0.0.1:", p.host_port(), "->",
                                    p.guest_port(), "/", p.protocol()));
     }
-    std::printf("%-24s %-20s %-28s %-16s %s\n", vm.entry.name.c_str(),
-                StatusText(vm).c_str(), s.image().c_str(),
-                absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
-                    .c_str(),
-                absl::StrJoin(ports, ", ").c_str());
+    std::printf(
+        "%-24s %-20s %-28s %-16s %s\n", vm.entry.name.c_str(),
+        StatusText(vm).c_str(), s.image().c_str(),
+        absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
+            .c_str(),
+        absl::StrJoin(ports, ", ").c_str());
   }
   return 0;
 }
@@ -48,7 +50,9 @@ int Ls(Context& ctx, bool json) {
 }  // namespace
 
 Command LsCommand() {
-  return {"ls", "list VMs", {"ps", "list"},
+  return {"ls",
+          "list VMs",
+          {"ps", "list"},
           [](CLI::App& app, Context& ctx) -> std::function<int()> {
             auto json = std::make_shared<bool>(false);
             app.add_flag("--json", *json, "one JSON array of the VMs' states");

@@ -8,7 +8,9 @@
 namespace fcvm::runner {
 
 Command NetnsHolderCommand() {
-  return {"netns-holder", "internal: holds a VM's rootless namespaces", {},
+  return {"netns-holder",
+          "internal: holds a VM's rootless namespaces",
+          {},
           [](CLI::App&, Context&) -> std::function<int()> {
             return [] { return net::NetnsHolderMain(); };
           },

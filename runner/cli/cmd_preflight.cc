@@ -8,7 +8,9 @@
 namespace fcvm::runner {
 
 Command PreflightCommand() {
-  return {"preflight", "what this machine can run", {},
+  return {"preflight",
+          "what this machine can run",
+          {},
           [](CLI::App&, Context& ctx) -> std::function<int()> {
             return [&ctx] {
               const PreflightReport report = RunPreflight(ctx.Facts());

@@ -8,7 +8,9 @@
 namespace fcvm::runner {
 
 Command RmCommand() {
-  return {"rm", "remove stopped VMs (-f: stop them first)", {},
+  return {"rm",
+          "remove stopped VMs (-f: stop them first)",
+          {},
           [](CLI::App& app, Context& ctx) -> std::function<int()> {
             auto force = std::make_shared<bool>(false);
             auto names = std::make_shared<std::vector<std::string>>();

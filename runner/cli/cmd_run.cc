@@ -31,7 +31,8 @@ int Run(Context& ctx, const RunFlagValues& values,
 }  // namespace
 
 Command RunCommand() {
-  return {"run", "boot a VM that runs IMAGE: run [FLAGS] IMAGE [ARGS...]",
+  return {"run",
+          "boot a VM that runs IMAGE: run [FLAGS] IMAGE [ARGS...]",
           {"vm"},
           [](CLI::App& app, Context& ctx) -> std::function<int()> {
             auto values = std::make_shared<RunFlagValues>();

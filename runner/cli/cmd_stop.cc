@@ -9,7 +9,9 @@
 namespace fcvm::runner {
 
 Command StopCommand() {
-  return {"stop", "stop VMs gracefully", {},
+  return {"stop",
+          "stop VMs gracefully",
+          {},
           [](CLI::App& app, Context& ctx) -> std::function<int()> {
             auto seconds = std::make_shared<int>(60);
             auto names = std::make_shared<std::vector<std::string>>();

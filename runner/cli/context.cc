@@ -41,7 +41,8 @@ std::string Context::Resolve(const std::string& path) const {
       firecracker = fc;
     }
   }
-  if (firecracker.find('/') != std::string::npos) firecracker = Resolve(firecracker);
+  if (firecracker.find('/') != std::string::npos)
+    firecracker = Resolve(firecracker);
   store = StateStore(state_dir.empty() ? StateStore::DefaultRoot()
                                        : Resolve(state_dir));
   return absl::OkStatus();

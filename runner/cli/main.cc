@@ -24,9 +24,10 @@ namespace {
 
 int Main(int argc, char** argv) {
   const std::vector<Command> commands = {
-      RunCommand(),   LsCommand(),        InspectCommand(), LogsCommand(),
-      StopCommand(),  RmCommand(),        GcCommand(),      PauseCommand(),
-      ResumeCommand(), PreflightCommand(), ServeCommand(),  NetnsHolderCommand()};
+      RunCommand(),       LsCommand(),    InspectCommand(),
+      LogsCommand(),      StopCommand(),  RmCommand(),
+      GcCommand(),        PauseCommand(), ResumeCommand(),
+      PreflightCommand(), ServeCommand(), NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
                "fcvm");
   Context context;
@@ -41,7 +42,8 @@ int Main(int argc, char** argv) {
       ->take_all()
       ->expected(1)
       ->allow_extra_args(false);
-  app.add_option("--arch", context.arch, "the guest's CPU (default: the host's)");
+  app.add_option("--arch", context.arch,
+                 "the guest's CPU (default: the host's)");
   app.add_option("--firecracker", context.firecracker,
                  "the firecracker binary (default: $FCVM_FIRECRACKER, else "
                  "PATH's)");

@@ -53,10 +53,10 @@ VmRules Rules(const std::string& id, const std::string& tap,
 }
 
 TEST(NftTest, EachVmHasATableOfItsOwnCreatedAndDeletedWhole) {
-  const VmRules web = Rules("00000000000000aa", "fc-aaaaaaaa",
-                            "10.213.0.4/30", "10.213.0.6", 8080);
-  const VmRules db = Rules("00000000000000bb", "fc-bbbbbbbb",
-                           "10.213.0.8/30", "10.213.0.10", 5432);
+  const VmRules web = Rules("00000000000000aa", "fc-aaaaaaaa", "10.213.0.4/30",
+                            "10.213.0.6", 8080);
+  const VmRules db = Rules("00000000000000bb", "fc-bbbbbbbb", "10.213.0.8/30",
+                           "10.213.0.10", 5432);
   ASSERT_TRUE(CreateVmTable(web).ok());
   ASSERT_TRUE(CreateVmTable(db).ok());
   absl::StatusOr<std::string> table = ListTable(web.table);

@@ -39,24 +39,21 @@ std::string CreateTableCommands(const VmRules& rules) {
   const std::string& t = rules.table;
   // `create` (not `add`): an existing table of this name is an error.
   std::string c = absl::StrCat(
-      "create table ip ", t, "\n",
-      "add chain ip ", t,
+      "create table ip ", t, "\n", "add chain ip ", t,
       " prerouting { type nat hook prerouting priority dstnat; }\n",
       "add chain ip ", t, " output { type nat hook output priority -100; }\n",
       "add chain ip ", t,
       " postrouting { type nat hook postrouting priority srcnat; }\n");
   for (const PublishedPort& port : rules.ports) {
     const std::string proto = port.protocol().empty() ? "tcp" : port.protocol();
-    const std::string match =
-        absl::StrCat("fib daddr type local ", proto, " dport ",
-                     port.host_port(), " dnat to ", rules.guest_ip, ":",
-                     port.guest_port(), "\n");
+    const std::string match = absl::StrCat(
+        "fib daddr type local ", proto, " dport ", port.host_port(),
+        " dnat to ", rules.guest_ip, ":", port.guest_port(), "\n");
     absl::StrAppend(&c, "add rule ip ", t, " prerouting ", match);
     absl::StrAppend(&c, "add rule ip ", t, " output ", match);
   }
-  absl::StrAppend(&c, "add rule ip ", t, " postrouting ip saddr ",
-                  rules.subnet, " oifname != \"", rules.tap,
-                  "\" masquerade\n");
+  absl::StrAppend(&c, "add rule ip ", t, " postrouting ip saddr ", rules.subnet,
+                  " oifname != \"", rules.tap, "\" masquerade\n");
   absl::StrAppend(&c, "add rule ip ", t, " postrouting oifname \"", rules.tap,
                   "\" ip saddr 127.0.0.0/8 masquerade\n");
   return c;
@@ -85,7 +82,8 @@ std::string DeleteTableCommands(const std::string& table) {
   nft_ctx_set_dry_run(ctx.get(), true);
   nft_ctx_buffer_output(ctx.get());
   nft_ctx_buffer_error(ctx.get());
-  if (nft_run_cmd_from_buffer(ctx.get(), "add table ip fcvm-preflight\n") != 0) {
+  if (nft_run_cmd_from_buffer(ctx.get(), "add table ip fcvm-preflight\n") !=
+      0) {
     std::string error = nft_ctx_get_error_buffer(ctx.get());
     return absl::PermissionDeniedError(
         absl::StrCat("nftables: ", error.substr(0, error.find('\n'))));

@@ -32,7 +32,8 @@ constexpr char kLog[] = "network.log";
 
 // Writes `text` to /proc/self/`file` in one write(), as the kernel wants
 // for id maps.
-[[nodiscard]] absl::Status WriteProcSelf(const std::string& file, const std::string& text) {
+[[nodiscard]] absl::Status WriteProcSelf(const std::string& file,
+                                         const std::string& text) {
   const std::string path = absl::StrCat("/proc/self/", file);
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_WRONLY | O_CLOEXEC));
   if (write(fd.get(), text.data(), text.size()) !=
@@ -45,7 +46,8 @@ constexpr char kLog[] = "network.log";
 // One line (without its newline) from `fd`, read a byte at a time so that
 // nothing after it is consumed. Fails at end of file, at `deadline`, or
 // when `watch` (if valid) becomes readable first: the helper ended.
-[[nodiscard]] absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline, int watch) {
+[[nodiscard]] absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline,
+                                                   int watch) {
   std::string line;
   for (;;) {
     pollfd fds[2] = {{fd, POLLIN, 0}, {watch, POLLIN, 0}};
@@ -81,8 +83,9 @@ std::string LastLogLine(const std::string& dir) {
   return std::string(text.substr(text.rfind('\n') + 1));
 }
 
-[[nodiscard]] absl::Status SendToSlirp(const std::string& api, const std::string& request,
-                         absl::Duration timeout) {
+[[nodiscard]] absl::Status SendToSlirp(const std::string& api,
+                                       const std::string& request,
+                                       absl::Duration timeout) {
   ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnixStreamWhenReady(
                                     api, "slirp4netns's API", timeout));
   timeval tv = {static_cast<time_t>(absl::ToInt64Seconds(timeout)), 0};
@@ -96,7 +99,8 @@ std::string LastLogLine(const std::string& dir) {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted) {
+[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(
+    const std::string& wanted) {
   const bool pasta = InPath(kPasta), slirp = InPath(kSlirp4netns);
   if (wanted == kPasta || (wanted == "auto" && pasta)) {
     if (pasta) return std::string(kPasta);
@@ -118,9 +122,10 @@ std::string LastLogLine(const std::string& dir) {
       absl::StrCat("no rootless network helper called '", wanted, "'"));
 }
 
-std::vector<std::string> HelperArgv(
-    const std::string& helper, pid_t holder, const std::string& api_socket,
-    const std::vector<PublishedPort>& ports, bool as_root) {
+std::vector<std::string> HelperArgv(const std::string& helper, pid_t holder,
+                                    const std::string& api_socket,
+                                    const std::vector<PublishedPort>& ports,
+                                    bool as_root) {
   if (helper == kSlirp4netns) {
     // --disable-host-loopback: the guest must not reach the host's own
     // loopback services through 10.0.2.2.
@@ -205,8 +210,8 @@ std::string SlirpHostForwardRequest(const PublishedPort& port) {
   return agent::SetLinkUp("lo");
 }
 
-[[nodiscard]] absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
-                                          absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<std::string> WaitForUplink(
+    const std::string& tap, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     std::string found;
@@ -347,7 +352,7 @@ int NetnsHolderMain() {
 
   const std::string api = absl::StrCat(dir, "/slirp4netns.sock");
   const std::vector<PublishedPort> ports(state.ports().begin(),
-                                              state.ports().end());
+                                         state.ports().end());
   SubprocessOptions options;
   options.argv =
       HelperArgv(helper, network.holder_->pid(), api, ports, geteuid() == 0);

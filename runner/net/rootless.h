@@ -36,16 +36,18 @@ namespace fcvm::runner::net {
 // The helper for `wanted`: "pasta" or "slirp4netns" if that is installed,
 // "auto" the first installed of the two. The error names the Debian
 // package to install.
-[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(const std::string& wanted);
+[[nodiscard]] absl::StatusOr<std::string> ChooseRootlessHelper(
+    const std::string& wanted);
 
 // The helper's command line: attach to the namespaces of `holder`, forward
 // `ports` (pasta: on its command line; slirp4netns takes them through its
 // API socket, `api_socket`, afterwards). `as_root`: fcvm runs as root, and
 // pasta is told to stay root rather than turn into nobody (nobody could
 // not enter a namespace root owns).
-std::vector<std::string> HelperArgv(
-    const std::string& helper, pid_t holder, const std::string& api_socket,
-    const std::vector<PublishedPort>& ports, bool as_root);
+std::vector<std::string> HelperArgv(const std::string& helper, pid_t holder,
+                                    const std::string& api_socket,
+                                    const std::vector<PublishedPort>& ports,
+                                    bool as_root);
 
 // slirp4netns's API request forwarding `port`: the host's 127.0.0.1:H to
 // the namespace's port H (the DNAT rule there takes it to the guest).
@@ -64,7 +66,7 @@ std::string SlirpHostForwardRequest(const PublishedPort& port);
 // interface other than lo and `tap` with an IPv4 address, and a default
 // route. Returns "IFNAME ADDRESS/PREFIX".
 [[nodiscard]] absl::StatusOr<std::string> WaitForUplink(const std::string& tap,
-                                          absl::Duration timeout);
+                                                        absl::Duration timeout);
 
 // The body of `fcvm netns-holder`. Speaks lines on stdin/stdout with
 // RootlessNetwork::Start: first it reads the VM's network (a VmState with

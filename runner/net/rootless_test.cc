@@ -19,8 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-PublishedPort Port(uint32_t host, uint32_t guest,
-                        const std::string& protocol) {
+PublishedPort Port(uint32_t host, uint32_t guest, const std::string& protocol) {
   PublishedPort port;
   port.set_host_port(host);
   port.set_guest_port(guest);

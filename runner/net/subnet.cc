@@ -64,8 +64,8 @@ bool Subnet::Overlaps(const Subnet& other) const {
   return Subnet{network, prefix};
 }
 
-[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
-                                      const std::vector<std::string>& used) {
+[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(
+    const Subnet& pool, const std::vector<std::string>& used) {
   if (pool.prefix > kVmPrefix) {
     return absl::InvalidArgumentError(absl::StrCat(
         "subnet pool ", pool.Cidr(), " is smaller than one VM's /30"));

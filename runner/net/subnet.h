@@ -30,8 +30,8 @@ struct Subnet {
 // The first /30 of `pool` that overlaps none of `used` (CIDRs of the VMs
 // that exist; unparsable entries are named in the error). Fails with the
 // pool's size when it is full.
-[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(const Subnet& pool,
-                                      const std::vector<std::string>& used);
+[[nodiscard]] absl::StatusOr<Subnet> AllocateSubnet(
+    const Subnet& pool, const std::vector<std::string>& used);
 
 }  // namespace fcvm::runner
 

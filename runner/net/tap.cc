@@ -34,7 +34,8 @@ namespace {
   return fd;
 }
 
-[[nodiscard]] absl::Status WriteSysctl(const std::string& path, const std::string& value) {
+[[nodiscard]] absl::Status WriteSysctl(const std::string& path,
+                                       const std::string& value) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_WRONLY | O_CLOEXEC));
   return WriteAll(fd.get(), value, path);
 }
@@ -51,7 +52,8 @@ bool LinkExists(const std::string& name) {
   return if_nametoindex(name.c_str()) != 0;
 }
 
-[[nodiscard]] absl::Status CreateTap(const std::string& name, const std::string& host_cidr) {
+[[nodiscard]] absl::Status CreateTap(const std::string& name,
+                                     const std::string& host_cidr) {
   if (LinkExists(name)) {
     return absl::AlreadyExistsError(
         absl::StrCat("network device ", name, " exists already (fcvm gc?)"));

@@ -21,7 +21,8 @@ std::string TapName(const std::string& vm_id);
 // 127.0.0.0/8 be routed out of it (published ports reached through
 // localhost), brings it up, and turns on IPv4 forwarding (the VM's egress).
 // Fails, naming it, if it exists already.
-[[nodiscard]] absl::Status CreateTap(const std::string& name, const std::string& host_cidr);
+[[nodiscard]] absl::Status CreateTap(const std::string& name,
+                                     const std::string& host_cidr);
 
 // Deletes TAP `name`; OK if there is none.
 [[nodiscard]] absl::Status DeleteTap(const std::string& name);

@@ -25,9 +25,9 @@ std::string SubnetPool() {
     RETURN_IF_ERROR(CreateTapAndTable(state));
     network.host_tap_ = true;
   } else if (mode == kPasta || mode == kSlirp4netns) {
-    ASSIGN_OR_RETURN(RootlessNetwork rootless,
-                     RootlessNetwork::Start(state, std::move(holder_argv),
-                                            state.dir()));
+    ASSIGN_OR_RETURN(
+        RootlessNetwork rootless,
+        RootlessNetwork::Start(state, std::move(holder_argv), state.dir()));
     network.rootless_.emplace(std::move(rootless));
   }
   return network;
@@ -86,10 +86,10 @@ std::string VmNetwork::Describe() const {
   absl::Status first = absl::OkStatus();
   if (net.mode() == kPasta || net.mode() == kSlirp4netns) {
     // The helper first: it would otherwise notice the namespace going.
-    first.Update(
-        KillRecorded(net.helper_pid(), net.helper_start_ticks(), absl::Seconds(5)));
-    first.Update(
-        KillRecorded(net.holder_pid(), net.holder_start_ticks(), absl::Seconds(5)));
+    first.Update(KillRecorded(net.helper_pid(), net.helper_start_ticks(),
+                              absl::Seconds(5)));
+    first.Update(KillRecorded(net.holder_pid(), net.holder_start_ticks(),
+                              absl::Seconds(5)));
     return first;
   }
   if (net.mode() != "tap") return first;

@@ -28,7 +28,7 @@ std::string LeasePath(const std::string& dir) {
 }  // namespace
 
 [[nodiscard]] absl::StatusOr<Lease> Lease::Create(const std::string& dir,
-                                    std::string named) {
+                                                  std::string named) {
   const std::string path = LeasePath(dir);
   ASSIGN_OR_RETURN(UniqueFd fd,
                    OpenFd(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -39,7 +39,8 @@ std::string LeasePath(const std::string& dir) {
   return Lease(std::move(fd), named.empty() ? dir : std::move(named));
 }
 
-[[nodiscard]] absl::StatusOr<std::optional<Lease>> Lease::TryTake(const std::string& dir) {
+[[nodiscard]] absl::StatusOr<std::optional<Lease>> Lease::TryTake(
+    const std::string& dir) {
   const std::string path = LeasePath(dir);
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDWR | O_CLOEXEC));
   ASSIGN_OR_RETURN(bool taken, TryLock(fd.get(), path));
@@ -47,7 +48,8 @@ std::string LeasePath(const std::string& dir) {
   return std::optional<Lease>(Lease(std::move(fd), dir));
 }
 
-[[nodiscard]] absl::StatusOr<Lease> Lease::Take(const std::string& dir, int timeout_ms) {
+[[nodiscard]] absl::StatusOr<Lease> Lease::Take(const std::string& dir,
+                                                int timeout_ms) {
   for (int waited = 0;; waited += 10) {
     ASSIGN_OR_RETURN(std::optional<Lease> lease, TryTake(dir));
     if (lease.has_value()) return std::move(*lease);

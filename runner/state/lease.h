@@ -52,7 +52,8 @@ class Lease {
   const std::string& dir() const { return dir_; }
 
  private:
-  Lease(UniqueFd fd, std::string dir) : fd_(std::move(fd)), dir_(std::move(dir)) {}
+  Lease(UniqueFd fd, std::string dir)
+      : fd_(std::move(fd)), dir_(std::move(dir)) {}
 
   UniqueFd fd_;
   std::string dir_;

@@ -54,8 +54,7 @@ bool SameProcessAlive(pid_t pid, uint64_t start_ticks) {
 }
 
 [[nodiscard]] absl::Status ProcessRef::Signal(int signal) const {
-  if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), signal, nullptr, 0) !=
-      0) {
+  if (::syscall(SYS_pidfd_send_signal, pidfd_.get(), signal, nullptr, 0) != 0) {
     if (errno == ESRCH) return absl::OkStatus();  // It has just exited.
     return ErrnoStatus(absl::StrCat("signal ", signal, " to pid ", pid_));
   }
@@ -68,7 +67,8 @@ bool ProcessRef::WaitForExit(absl::Duration timeout) const {
     pollfd pfd = {pidfd_.get(), POLLIN, 0};
     const int64_t left =
         std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
-    const int n = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
+    const int n =
+        poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
     if (n > 0) return true;
     if (n == 0) return false;
     if (errno != EINTR) return false;
@@ -79,14 +79,14 @@ bool ProcessRef::WaitForExit(absl::Duration timeout) const {
   RETURN_IF_ERROR(Signal(SIGKILL));
   if (!WaitForExit(timeout)) {
     return absl::DeadlineExceededError(
-        absl::StrCat("pid ", pid_, " still runs ", absl::FormatDuration(timeout),
-                     " after SIGKILL"));
+        absl::StrCat("pid ", pid_, " still runs ",
+                     absl::FormatDuration(timeout), " after SIGKILL"));
   }
   return absl::OkStatus();
 }
 
 [[nodiscard]] absl::Status KillRecorded(pid_t pid, uint64_t start_ticks,
-                          absl::Duration timeout) {
+                                        absl::Duration timeout) {
   ASSIGN_OR_RETURN(std::optional<ProcessRef> process,
                    ProcessRef::Open(pid, start_ticks));
   if (!process.has_value()) return absl::OkStatus();

@@ -54,7 +54,8 @@ TEST(ProcessTest, ProcessRefSignalsAndWaitsThroughAPidfd) {
   uint64_t ticks = 0;
   const pid_t child = StartWaiter(&ticks);
   ASSERT_GT(child, 0);
-  absl::StatusOr<std::optional<ProcessRef>> ref = ProcessRef::Open(child, ticks);
+  absl::StatusOr<std::optional<ProcessRef>> ref =
+      ProcessRef::Open(child, ticks);
   ASSERT_TRUE(ref.ok()) << ref.status();
   ASSERT_TRUE(ref->has_value());
   EXPECT_FALSE((*ref)->WaitForExit(absl::ZeroDuration()));

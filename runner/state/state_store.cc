@@ -39,12 +39,11 @@ constexpr char kClaimPrefix[] = ".claim-";
 }  // namespace
 
 [[nodiscard]] absl::Status ValidateVmName(const std::string& name) {
-  const bool ok = !name.empty() && name.size() <= 40 &&
-                  absl::ascii_isalnum(name.front()) && name.back() != '-' &&
-                  std::all_of(name.begin(), name.end(), [](char c) {
-                    return absl::ascii_islower(c) || absl::ascii_isdigit(c) ||
-                           c == '-';
-                  });
+  const bool ok =
+      !name.empty() && name.size() <= 40 && absl::ascii_isalnum(name.front()) &&
+      name.back() != '-' && std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-';
+      });
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "bad VM name '", name,
@@ -63,23 +62,24 @@ constexpr char kClaimPrefix[] = ".claim-";
       return ErrnoStatus(absl::StrCat("lstat ", path));
     }
   }
-  const std::string refuse = absl::StrCat(
-      "state directory ", path, " is not safe to use: ");
+  const std::string refuse =
+      absl::StrCat("state directory ", path, " is not safe to use: ");
   const std::string why =
       "; another user could read the VMs' plans or plant state that fcvm "
       "would act on. Remove it, or give --state_dir a directory of your own "
       "with mode 0700";
   if (S_ISLNK(st.st_mode)) {
-    return absl::PermissionDeniedError(absl::StrCat(refuse, "it is a symlink", why));
+    return absl::PermissionDeniedError(
+        absl::StrCat(refuse, "it is a symlink", why));
   }
   if (!S_ISDIR(st.st_mode)) {
     return absl::FailedPreconditionError(
         absl::StrCat(refuse, "it is not a directory"));
   }
   if (st.st_uid != geteuid()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        refuse, "it belongs to uid ", st.st_uid, ", not to you (uid ",
-        geteuid(), ")", why));
+    return absl::PermissionDeniedError(
+        absl::StrCat(refuse, "it belongs to uid ", st.st_uid,
+                     ", not to you (uid ", geteuid(), ")", why));
   }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
@@ -147,7 +147,8 @@ std::string StateStore::VmDir(const std::string& name) const {
   return lease;
 }
 
-[[nodiscard]] absl::StatusOr<UniqueFd> StateStore::Lock(const std::string& name) const {
+[[nodiscard]] absl::StatusOr<UniqueFd> StateStore::Lock(
+    const std::string& name) const {
   const std::string path = absl::StrCat(VmDir(name), "/", kLockFile);
   // No O_CREAT: a directory being removed must not get files back.
   absl::StatusOr<UniqueFd> fd = OpenFd(path, O_RDWR);
@@ -175,7 +176,7 @@ std::string StateStore::VmDir(const std::string& name) const {
 }
 
 [[nodiscard]] absl::Status StateStore::Write(const std::string& dir,
-                               const VmState& state) const {
+                                             const VmState& state) const {
   std::string bytes;
   if (!state.SerializeToString(&bytes)) {
     return absl::InternalError(
@@ -184,7 +185,8 @@ std::string StateStore::VmDir(const std::string& name) const {
   return WriteFileAtomically(absl::StrCat(dir, "/", kStateFile), bytes, 0600);
 }
 
-[[nodiscard]] absl::StatusOr<VmState> StateStore::Read(const std::string& name) const {
+[[nodiscard]] absl::StatusOr<VmState> StateStore::Read(
+    const std::string& name) const {
   RETURN_IF_ERROR(ValidateVmName(name));
   RETURN_IF_ERROR(CheckRoot(/*create=*/false));
   const std::string path = absl::StrCat(VmDir(name), "/", kStateFile);
@@ -230,33 +232,32 @@ std::string StateStore::VmDir(const std::string& name) const {
     if (absl::StartsWith(name, ".")) continue;  // A claim in progress.
     entries.push_back({name, VmDir(name), Read(name)});
   }
-  std::sort(entries.begin(), entries.end(),
-            [](const StoreEntry& a, const StoreEntry& b) {
-              return a.name < b.name;
-            });
+  std::sort(
+      entries.begin(), entries.end(),
+      [](const StoreEntry& a, const StoreEntry& b) { return a.name < b.name; });
   return entries;
 }
 
-[[nodiscard]] absl::Status StateStore::Remove(const std::string& name, const Lease& lease) {
+[[nodiscard]] absl::Status StateStore::Remove(const std::string& name,
+                                              const Lease& lease) {
   if (lease.dir() != VmDir(name)) {
-    return absl::InternalError(absl::StrCat("removing VM '", name,
-                                            "' with the lease of ",
-                                            lease.dir()));
+    return absl::InternalError(absl::StrCat(
+        "removing VM '", name, "' with the lease of ", lease.dir()));
   }
   RETURN_IF_ERROR(CheckRoot(/*create=*/false));
   return RemoveTree(VmDir(name));
 }
 
-[[nodiscard]] absl::StatusOr<std::string> StateStore::Quarantine(const std::string& name,
-                                                   const Lease& lease) {
+[[nodiscard]] absl::StatusOr<std::string> StateStore::Quarantine(
+    const std::string& name, const Lease& lease) {
   if (lease.dir() != VmDir(name)) {
     return absl::InternalError(absl::StrCat(
         "quarantining VM '", name, "' with the lease of ", lease.dir()));
   }
   const std::string quarantine = absl::StrCat(root_, "/quarantine");
   RETURN_IF_ERROR(EnsurePrivateDir(quarantine));
-  const std::string to = absl::StrCat(quarantine, "/", name, ".",
-                                      absl::ToUnixMillis(absl::Now()));
+  const std::string to =
+      absl::StrCat(quarantine, "/", name, ".", absl::ToUnixMillis(absl::Now()));
   if (renameat2(AT_FDCWD, VmDir(name).c_str(), AT_FDCWD, to.c_str(),
                 RENAME_NOREPLACE) != 0) {
     return ErrnoStatus(absl::StrCat("moving ", VmDir(name), " to ", to));

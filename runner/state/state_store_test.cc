@@ -93,8 +93,9 @@ TEST_F(StateStoreTest, BadNamesAreRefusedWithTheRule) {
   // The agent's hostname rule: no '_', no trailing '-' (these used to boot
   // and fail in the guest).
   const std::vector<std::string> names = {
-      "", "Web", "-x", "web-", "my_vm", "a/b", "..", "a b",
-      std::string(41, 'a')};
+      "",     "Web",   "-x",
+      "web-", "my_vm", "a/b",
+      "..",   "a b",   std::string(41, 'a')};
   for (const std::string& name : names) {
     VmState state = New(name);
     absl::StatusOr<Lease> created = store.Create(state);

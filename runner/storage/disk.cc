@@ -20,7 +20,7 @@ namespace {
 // Copies the data extents of `from` into `to` (same offsets); holes stay
 // holes.
 [[nodiscard]] absl::Status CopyDataExtents(int from, int to, off_t size,
-                             const std::string& what) {
+                                           const std::string& what) {
   off_t data = 0;
   while (data < size) {
     data = lseek(from, data, SEEK_DATA);

@@ -48,9 +48,9 @@ struct ReaderDeleter {
     // nothing larger than a metadata document is ever allocated for.
     if (size < 0 || size > kMaxMetadataBytes) {
       if (name == "index.json") {
-        return absl::DataLossError(absl::StrCat(
-            "OCI archive ", path, ": index.json is ", size,
-            " bytes (at most ", kMaxMetadataBytes, ")"));
+        return absl::DataLossError(
+            absl::StrCat("OCI archive ", path, ": index.json is ", size,
+                         " bytes (at most ", kMaxMetadataBytes, ")"));
       }
       continue;
     }
@@ -69,9 +69,9 @@ struct ReaderDeleter {
 }
 
 template <typename Message>
-[[nodiscard]] absl::StatusOr<Message> Parse(const std::map<std::string, std::string>& files,
-                              const std::string& name,
-                              const std::string& archive) {
+[[nodiscard]] absl::StatusOr<Message> Parse(
+    const std::map<std::string, std::string>& files, const std::string& name,
+    const std::string& archive) {
   auto it = files.find(name);
   if (it == files.end()) {
     return absl::DataLossError(

@@ -60,8 +60,7 @@ TEST(OciImageTest, AnIndexTooLargeIsRefusedBeforeItIsRead) {
   snprintf(checksum, sizeof(checksum), "%06o", sum);
   put(148, std::string(checksum, 6) + std::string("\0 ", 2));
   const std::string path = std::string(getenv("TEST_TMPDIR")) + "/huge.tar";
-  ASSERT_TRUE(
-      WriteFileAtomically(path, header + std::string(1024, '\0')).ok());
+  ASSERT_TRUE(WriteFileAtomically(path, header + std::string(1024, '\0')).ok());
   absl::StatusOr<std::vector<PublishedPort>> ports = ExposedPorts(path);
   ASSERT_FALSE(ports.ok());
   EXPECT_EQ(ports.status().code(), absl::StatusCode::kDataLoss);

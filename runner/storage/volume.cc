@@ -49,7 +49,7 @@ struct TreeSize {
 }  // namespace
 
 [[nodiscard]] absl::Status MakeDirectoryImage(const std::string& dir,
-                                const std::string& image) {
+                                              const std::string& image) {
   const std::string what = absl::StrCat("volume ", dir);
   ASSIGN_OR_RETURN(TreeSize tree, Annotate(MeasureTree(dir), what));
   // An inode for every entry (mke2fs would size the inode table by bytes,
@@ -61,8 +61,18 @@ struct TreeSize {
   SubprocessOptions mke2fs;
   // mke2fs is in /usr/sbin: base/subprocess finds it there whatever PATH
   // says (a normal user's has no /usr/sbin).
-  mke2fs.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-N",
-                 absl::StrCat(inodes), "-d", dir, "-L", "fcvm-volume", image,
+  mke2fs.argv = {"mke2fs",
+                 "-q",
+                 "-F",
+                 "-t",
+                 "ext4",
+                 "-N",
+                 absl::StrCat(inodes),
+                 "-d",
+                 dir,
+                 "-L",
+                 "fcvm-volume",
+                 image,
                  absl::StrCat(mib, "M")};
   mke2fs.stdout_mode = StdioMode::kPipe;
   mke2fs.stderr_mode = StdioMode::kPipe;
@@ -72,7 +82,8 @@ struct TreeSize {
   absl::StatusOr<Subprocess::Output> out = RunCommand(mke2fs, limit);
   if (!out.ok()) {
     unlink(image.c_str());
-    return Annotate(out.status(), absl::StrCat(what, ": copying it into ", image));
+    return Annotate(out.status(),
+                    absl::StrCat(what, ": copying it into ", image));
   }
   return absl::OkStatus();
 }

@@ -17,22 +17,21 @@ bool LivePhase(VmState::Phase phase) {
          phase == VmState::PAUSED;
 }
 
-[[nodiscard]] absl::StatusOr<CleanupReport> CleanUpAfterOwner(StateStore& store,
-                                                const VmState& state,
-                                                const Lease& lease) {
+[[nodiscard]] absl::StatusOr<CleanupReport> CleanUpAfterOwner(
+    StateStore& store, const VmState& state, const Lease& lease) {
   if (lease.dir() != state.dir()) {
-    return absl::InternalError(absl::StrCat("cleaning up VM '", state.name(),
-                                            "' with the lease of ",
-                                            lease.dir()));
+    return absl::InternalError(absl::StrCat(
+        "cleaning up VM '", state.name(), "' with the lease of ", lease.dir()));
   }
   CleanupReport report;
   auto note = [&](const std::string& what) {
     absl::StrAppend(&report.what, report.what.empty() ? "" : ", ", what);
   };
   if (SameProcessAlive(state.vmm_pid(), state.vmm_start_ticks())) {
-    RETURN_IF_ERROR(Annotate(
-        KillRecorded(state.vmm_pid(), state.vmm_start_ticks(), absl::Seconds(10)),
-        absl::StrCat("VM '", state.name(), "': ending its VMM")));
+    RETURN_IF_ERROR(
+        Annotate(KillRecorded(state.vmm_pid(), state.vmm_start_ticks(),
+                              absl::Seconds(10)),
+                 absl::StrCat("VM '", state.name(), "': ending its VMM")));
     report.ended_vmm = true;
     note(absl::StrCat("VMM pid ", state.vmm_pid()));
   }
@@ -42,14 +41,16 @@ bool LivePhase(VmState::Phase phase) {
       SameProcessAlive(net.holder_pid(), net.holder_start_ticks());
   const bool host_tap = net.mode() == "tap" && LivePhase(state.phase());
   if (rootless_left || host_tap) {
-    RETURN_IF_ERROR(Annotate(net::TearDownLeftovers(state),
-                             absl::StrCat("VM '", state.name(), "': its network")));
+    RETURN_IF_ERROR(
+        Annotate(net::TearDownLeftovers(state),
+                 absl::StrCat("VM '", state.name(), "': its network")));
     report.network = true;
-    note(host_tap ? absl::StrCat("TAP ", net.tap(), ", table ip ", net.nft_table())
-                  : absl::StrCat(net.mode(), " and the VM's network namespace"));
+    note(host_tap
+             ? absl::StrCat("TAP ", net.tap(), ", table ip ", net.nft_table())
+             : absl::StrCat(net.mode(), " and the VM's network namespace"));
   }
-  for (const char* socket : {"qmp.sock", "api.sock", "control.sock",
-                             "slirp4netns.sock"}) {
+  for (const char* socket :
+       {"qmp.sock", "api.sock", "control.sock", "slirp4netns.sock"}) {
     unlink(absl::StrCat(state.dir(), "/", socket).c_str());
   }
   if (LivePhase(state.phase())) {

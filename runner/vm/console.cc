@@ -31,9 +31,8 @@ namespace fcvm::runner {
   absl::Status status = console_.Write(data);
   while (!data.empty()) {
     const size_t newline = data.find('\n');
-    const absl::string_view piece =
-        data.substr(0, newline == absl::string_view::npos ? data.size()
-                                                          : newline);
+    const absl::string_view piece = data.substr(
+        0, newline == absl::string_view::npos ? data.size() : newline);
     const size_t room = kMaxLine - partial_.size();
     if (piece.size() > room) {
       // No newline within kMaxLine: cut the line here.

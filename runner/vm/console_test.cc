@@ -21,11 +21,12 @@ std::string Tmp(const std::string& name) {
 class ConsoleTest : public ::testing::Test {
  protected:
   ConsoleReader Reader(const std::string& prefix, uint64_t cap = 1 << 20) {
-    return ConsoleReader(*RotatingLog::Open(Tmp(prefix + "console.log"), cap),
-                         *RotatingLog::Open(Tmp(prefix + "container.log"), cap),
-                         [this](const agent::AgentEvent& e) {
-                           events_.push_back(agent::AgentEvent::Kind_Name(e.kind()));
-                         });
+    return ConsoleReader(
+        *RotatingLog::Open(Tmp(prefix + "console.log"), cap),
+        *RotatingLog::Open(Tmp(prefix + "container.log"), cap),
+        [this](const agent::AgentEvent& e) {
+          events_.push_back(agent::AgentEvent::Kind_Name(e.kind()));
+        });
   }
   std::vector<std::string> events_;
 };
@@ -34,10 +35,9 @@ TEST_F(ConsoleTest, FramesSplitAcrossReadsAreDecoded) {
   ConsoleReader reader = Reader("a-");
   agent::AgentEvent ready;
   ready.set_kind(agent::AgentEvent::READY);
-  const std::string console =
-      absl::StrCat("[    0.5] kernel says hi\r\n", agent::FrameEvent(ready),
-                   agent::FrameLine("out", "hello from the container"),
-                   "no newline yet");
+  const std::string console = absl::StrCat(
+      "[    0.5] kernel says hi\r\n", agent::FrameEvent(ready),
+      agent::FrameLine("out", "hello from the container"), "no newline yet");
   // One byte at a time: the worst split there is.
   for (char c : console) ASSERT_TRUE(reader.Feed(std::string(1, c)).ok());
   EXPECT_THAT(events_, ElementsAre("READY"));

@@ -11,12 +11,13 @@
 
 namespace fcvm::runner {
 
-[[nodiscard]] absl::StatusOr<ControlRequest> ParseControlRequest(const std::string& line) {
+[[nodiscard]] absl::StatusOr<ControlRequest> ParseControlRequest(
+    const std::string& line) {
   ControlRequest request;
   if (auto parsed = google::protobuf::util::JsonStringToMessage(line, &request);
       !parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "control request: ", std::string(parsed.message())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("control request: ", std::string(parsed.message())));
   }
   if (request.action_case() == ControlRequest::ACTION_NOT_SET) {
     return absl::InvalidArgumentError("control request: no action");
@@ -31,12 +32,11 @@ std::string ControlReplyLine(const ControlReply& reply) {
   return absl::StrCat(json, "\n");
 }
 
-[[nodiscard]] absl::StatusOr<ControlReply> SendControl(const std::string& dir,
-                                         const ControlRequest& request,
-                                         absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<ControlReply> SendControl(
+    const std::string& dir, const ControlRequest& request,
+    absl::Duration timeout) {
   const std::string path = absl::StrCat(dir, "/", kControlSocket);
-  ASSIGN_OR_RETURN(UniqueFd fd,
-                   ConnectUnixStream(path, "the VM's supervisor"));
+  ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnixStream(path, "the VM's supervisor"));
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(request, &json);
   RETURN_IF_ERROR(WriteAll(fd.get(), absl::StrCat(json, "\n"), path));
@@ -68,8 +68,8 @@ std::string ControlReplyLine(const ControlReply& reply) {
   if (!google::protobuf::util::JsonStringToMessage(
            line.substr(0, line.find('\n')), &reply, options)
            .ok()) {
-    return absl::DataLossError(
-        absl::StrCat("the VM's supervisor answered '", line.substr(0, 200), "'"));
+    return absl::DataLossError(absl::StrCat("the VM's supervisor answered '",
+                                            line.substr(0, 200), "'"));
   }
   return reply;
 }

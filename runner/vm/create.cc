@@ -14,7 +14,8 @@ namespace {
 
 // The subnets VMs in the store hold; a state that cannot be read holds
 // whatever it held, so its VM's name is reported instead of guessing.
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> UsedSubnets(const StateStore& store) {
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> UsedSubnets(
+    const StateStore& store) {
   ASSIGN_OR_RETURN(std::vector<StoreEntry> entries, store.List());
   std::vector<std::string> used;
   for (const StoreEntry& entry : entries) {
@@ -27,7 +28,8 @@ namespace {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<CreatedVm> CreateVm(StateStore& store, Launch launch) {
+[[nodiscard]] absl::StatusOr<CreatedVm> CreateVm(StateStore& store,
+                                                 Launch launch) {
   VmState& state = launch.state;
   std::optional<Lease> lease;
   if (net::UsesTap(state.network().mode())) {

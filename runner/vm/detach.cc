@@ -60,12 +60,14 @@ namespace fcvm::runner {
   for (;;) {
     const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
     if (left <= 0) {
-      return DetachedOutcome{false, true, absl::StrCat(
-          "not ready after ", absl::FormatDuration(wait),
-          "; it keeps booting")};
+      return DetachedOutcome{
+          false, true,
+          absl::StrCat("not ready after ", absl::FormatDuration(wait),
+                       "; it keeps booting")};
     }
     pollfd pfd = {pipe.read.get(), POLLIN, 0};
-    const int ready = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
+    const int ready =
+        poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     char buffer[4096];

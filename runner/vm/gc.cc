@@ -34,13 +34,15 @@ GcAction DecideGc(const StoreEntry& entry, bool owner_alive) {
       case GcAction::kLeaveForRm:
         break;
       case GcAction::kQuarantine: {
-        absl::StatusOr<std::string> moved = store.Quarantine(entry.name, **lease);
+        absl::StatusOr<std::string> moved =
+            store.Quarantine(entry.name, **lease);
         if (!moved.ok()) {
           error(moved.status());
         } else {
-          report.done.push_back(absl::StrCat(
-              "quarantined ", entry.name, " (", entry.state.status().message(),
-              "): moved to ", *moved, "; delete it once nothing uses its disk"));
+          report.done.push_back(
+              absl::StrCat("quarantined ", entry.name, " (",
+                           entry.state.status().message(), "): moved to ",
+                           *moved, "; delete it once nothing uses its disk"));
         }
         break;
       }

@@ -20,10 +20,10 @@
 namespace fcvm::runner {
 
 enum class GcAction {
-  kLeave,          // Its owner lives.
-  kLeaveForRm,     // It ended; `fcvm rm` removes it.
-  kCleanAndRemove, // Its owner died while it ran.
-  kQuarantine,     // Its state cannot be read.
+  kLeave,           // Its owner lives.
+  kLeaveForRm,      // It ended; `fcvm rm` removes it.
+  kCleanAndRemove,  // Its owner died while it ran.
+  kQuarantine,      // Its state cannot be read.
 };
 
 // The decision for one entry, given whether its lease was free. Pure.

@@ -31,8 +31,8 @@ bool IsFile(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-[[nodiscard]] absl::StatusOr<std::string> RandomBytes(const RandomSource& random,
-                                        size_t count) {
+[[nodiscard]] absl::StatusOr<std::string> RandomBytes(
+    const RandomSource& random, size_t count) {
   std::string bytes(count, '\0');
   size_t got = 0;
   while (got < count) {
@@ -40,8 +40,9 @@ bool IsFile(const std::string& path) {
                              : getrandom(bytes.data() + got, count - got, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return ErrnoStatus("getrandom: no random bytes for the VM's id, "
-                         "machine-id and entropy");
+      return ErrnoStatus(
+          "getrandom: no random bytes for the VM's id, "
+          "machine-id and entropy");
     }
     got += static_cast<size_t>(n);
   }
@@ -50,7 +51,8 @@ bool IsFile(const std::string& path) {
 
 VolumeFact Stat(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return {VolumeKind::kMissing, strerror(errno)};
+  if (stat(path.c_str(), &st) != 0)
+    return {VolumeKind::kMissing, strerror(errno)};
   if (S_ISDIR(st.st_mode)) return {VolumeKind::kDirectory, ""};
   if (S_ISREG(st.st_mode)) return {VolumeKind::kFile, ""};
   if (S_ISBLK(st.st_mode)) return {VolumeKind::kBlockDevice, ""};
@@ -73,7 +75,8 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
   return servers;
 }
 
-[[nodiscard]] absl::StatusOr<LaunchSeeds> DrawSeeds(const RandomSource& random) {
+[[nodiscard]] absl::StatusOr<LaunchSeeds> DrawSeeds(
+    const RandomSource& random) {
   LaunchSeeds seeds;
   ASSIGN_OR_RETURN(std::string id, RandomBytes(random, 8));
   ASSIGN_OR_RETURN(std::string suffix, RandomBytes(random, 2));
@@ -86,12 +89,12 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
   return seeds;
 }
 
-[[nodiscard]] absl::StatusOr<HostFacts> GatherHostFacts(const RunFlags& flags,
-                                          const FactsRequest& request) {
+[[nodiscard]] absl::StatusOr<HostFacts> GatherHostFacts(
+    const RunFlags& flags, const FactsRequest& request) {
   HostFacts facts;
   facts.host_arch = HostArch();
-  facts.guest_arch = request.assets.arch.empty() ? facts.host_arch
-                                                 : request.assets.arch;
+  facts.guest_arch =
+      request.assets.arch.empty() ? facts.host_arch : request.assets.arch;
   facts.euid = geteuid();
   facts.state_root = request.state_root;
   facts.kernel = request.assets.kernel;
@@ -121,8 +124,8 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
   }
 
   facts.qemu = InPath(absl::StrCat("qemu-system-", facts.guest_arch));
-  const std::string fc = request.firecracker.empty() ? "firecracker"
-                                                      : request.firecracker;
+  const std::string fc =
+      request.firecracker.empty() ? "firecracker" : request.firecracker;
   if (absl::StatusOr<std::string> found = FindProgram(fc); found.ok()) {
     facts.firecracker = *found;
   }

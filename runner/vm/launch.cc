@@ -26,15 +26,16 @@ bool CanRootless(const HostFacts& facts) {
 
 // The backend and accelerator, and why.
 [[nodiscard]] absl::StatusOr<Choice> ChooseBackend(const RunFlags& flags,
-                                     const HostFacts& facts) {
+                                                   const HostFacts& facts) {
   const bool root = facts.euid == 0;
-  const std::string qemu_binary = absl::StrCat("qemu-system-", facts.guest_arch);
+  const std::string qemu_binary =
+      absl::StrCat("qemu-system-", facts.guest_arch);
   auto qemu = [&](std::string why) -> absl::StatusOr<Choice> {
     if (!facts.qemu) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          why, "; and there is no ", qemu_binary,
-          " (Debian package qemu-system-", facts.guest_arch == "aarch64" ? "arm" : "x86",
-          ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(why, "; and there is no ", qemu_binary,
+                       " (Debian package qemu-system-",
+                       facts.guest_arch == "aarch64" ? "arm" : "x86", ")"));
     }
     Choice c{kQemu, "tcg", why, ""};
     if (flags.accel == "kvm" || flags.accel == "tcg") {
@@ -44,8 +45,8 @@ bool CanRootless(const HostFacts& facts) {
       c.accel = "kvm";
       c.accel_why = facts.kvm_qemu.why;
     } else {
-      c.accel_why = facts.kvm_qemu.why.empty() ? "KVM not checked"
-                                               : facts.kvm_qemu.why;
+      c.accel_why =
+          facts.kvm_qemu.why.empty() ? "KVM not checked" : facts.kvm_qemu.why;
     }
     return c;
   };
@@ -58,11 +59,12 @@ bool CanRootless(const HostFacts& facts) {
           "Firecracker release, or --backend qemu)");
     }
     if (!facts.kvm_firecracker.works) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--backend=firecracker needs KVM that runs a guest; ",
-          facts.kvm_firecracker.why));
+      return absl::FailedPreconditionError(
+          absl::StrCat("--backend=firecracker needs KVM that runs a guest; ",
+                       facts.kvm_firecracker.why));
     }
-    return Choice{kFirecracker, "kvm", "as requested", facts.kvm_firecracker.why};
+    return Choice{kFirecracker, "kvm", "as requested",
+                  facts.kvm_firecracker.why};
   }
   // auto: Firecracker where it can run (binary, KVM that runs a guest, a
   // TAP: root's or a rootless helper's, and a network it can have).
@@ -83,9 +85,8 @@ bool CanRootless(const HostFacts& facts) {
   return qemu(absl::StrCat("auto: ", why));
 }
 
-[[nodiscard]] absl::StatusOr<std::string> ChooseNetwork(const RunFlags& flags,
-                                          const HostFacts& facts,
-                                          const std::string& backend) {
+[[nodiscard]] absl::StatusOr<std::string> ChooseNetwork(
+    const RunFlags& flags, const HostFacts& facts, const std::string& backend) {
   const bool root = facts.euid == 0;
   std::string mode = flags.network;
   if (mode == "auto") {
@@ -156,8 +157,9 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
   return absl::StrCat(name, "-", suffix);
 }
 
-[[nodiscard]] absl::StatusOr<Launch> PlanLaunch(const RunFlags& flags, const HostFacts& facts,
-                                  const LaunchSeeds& seeds) {
+[[nodiscard]] absl::StatusOr<Launch> PlanLaunch(const RunFlags& flags,
+                                                const HostFacts& facts,
+                                                const LaunchSeeds& seeds) {
   if (facts.kernel.empty() || facts.rootfs.empty()) {
     return absl::FailedPreconditionError(
         "no guest kernel or root filesystem: give --kernel and --rootfs, or "
@@ -168,14 +170,17 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
     return absl::InternalError("launch seeds are incomplete");
   }
   ASSIGN_OR_RETURN(Choice choice, ChooseBackend(flags, facts));
-  ASSIGN_OR_RETURN(std::string network, ChooseNetwork(flags, facts, choice.backend));
-  std::unique_ptr<Vmm> vmm = MakeVmm(choice.backend, choice.accel, facts.firecracker);
+  ASSIGN_OR_RETURN(std::string network,
+                   ChooseNetwork(flags, facts, choice.backend));
+  std::unique_ptr<Vmm> vmm =
+      MakeVmm(choice.backend, choice.accel, facts.firecracker);
 
   Launch launch;
   launch.detach = flags.detach;
   VmState& state = launch.state;
-  state.set_name(flags.name.empty() ? NameFromImage(flags.image, seeds.name_suffix)
-                                    : flags.name);
+  state.set_name(flags.name.empty()
+                     ? NameFromImage(flags.image, seeds.name_suffix)
+                     : flags.name);
   RETURN_IF_ERROR(ValidateVmName(state.name()));
   const std::string dir = absl::StrCat(facts.state_root, "/vms/", state.name());
   state.set_id(seeds.id);
@@ -199,9 +204,9 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
     for (PublishedPort port : facts.exposed_ports) {
       auto free = facts.free_host_ports.find(port.guest_port());
       if (free == facts.free_host_ports.end() || free->second == 0) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "no free port on 127.0.0.1 to publish guest port ",
-            port.guest_port(), " on"));
+        return absl::ResourceExhaustedError(
+            absl::StrCat("no free port on 127.0.0.1 to publish guest port ",
+                         port.guest_port(), " on"));
       }
       port.set_host_port(free->second);
       ports.push_back(port);
@@ -224,13 +229,15 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
   };
   add_disk(facts.rootfs, true);
   add_disk(state.disk(), false);
-  spec.set_boot_args(absl::StrCat("root=", spec.disks(0).guest_device(), kBootArgs));
+  spec.set_boot_args(
+      absl::StrCat("root=", spec.disks(0).guest_device(), kBootArgs));
 
   agent::Plan& plan = *spec.mutable_plan();
   if (!facts.image_archive.empty()) {
     // A local image rides along as a read-only drive.
     const int archive = add_disk(facts.image_archive, true);
-    plan.set_image(absl::StrCat("oci-archive:", spec.disks(archive).guest_device()));
+    plan.set_image(
+        absl::StrCat("oci-archive:", spec.disks(archive).guest_device()));
   } else {
     plan.set_image(flags.image);  // Pulled inside the VM.
   }
@@ -239,7 +246,8 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
     const std::string what =
         absl::StrCat("volume ", volume.host_path, ":", volume.guest_path);
     auto fact = facts.volumes.find(volume.host_path);
-    const VolumeFact known = fact == facts.volumes.end() ? VolumeFact() : fact->second;
+    const VolumeFact known =
+        fact == facts.volumes.end() ? VolumeFact() : fact->second;
     VolumeToPrepare prepare{volume, static_cast<int>(i), 0, known.kind};
     std::string path = volume.host_path, how;
     bool read_only = volume.read_only;
@@ -322,9 +330,9 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
 [[nodiscard]] absl::Status ApplySubnet(const Subnet& subnet, Launch& launch) {
   VmState& state = launch.state;
   if (!net::UsesTap(state.network().mode())) {
-    return absl::InternalError(absl::StrCat(
-        "VM '", state.name(), "': network ", state.network().mode(),
-        " has no subnet"));
+    return absl::InternalError(absl::StrCat("VM '", state.name(), "': network ",
+                                            state.network().mode(),
+                                            " has no subnet"));
   }
   net::AssignTapNetwork(subnet, state);
   const NetworkState& net = state.network();

@@ -47,7 +47,7 @@ struct HostFacts {
   std::map<uint32_t, uint32_t> free_host_ports;
   // VMMs and KVM. A verdict is only filled where it can matter (a backend
   // that is installed and not ruled out by the flags).
-  bool qemu = false;  // qemu-system-<guest_arch> installed.
+  bool qemu = false;        // qemu-system-<guest_arch> installed.
   std::string firecracker;  // Its executable, empty when not installed.
   KvmVerdict kvm_qemu, kvm_firecracker;
   // Rootless network helpers installed.
@@ -59,10 +59,10 @@ struct HostFacts {
 // The random parts of a run, drawn by the caller (getrandom: a failure
 // there is an error, never a constant).
 struct LaunchSeeds {
-  std::string id;          // 16 hex digits.
-  std::string name_suffix; // 4 hex digits.
-  std::string machine_id;  // 32 hex digits.
-  std::string entropy;     // 32 bytes for the guest's entropy pool.
+  std::string id;           // 16 hex digits.
+  std::string name_suffix;  // 4 hex digits.
+  std::string machine_id;   // 32 hex digits.
+  std::string entropy;      // 32 bytes for the guest's entropy pool.
   int64_t now_unix_ms = 0;
 };
 
@@ -70,8 +70,8 @@ struct LaunchSeeds {
 // (directories are copied into ext4 images).
 struct VolumeToPrepare {
   VolumeFlag flag;
-  int index = 0;       // volume-<index>.ext4
-  int disk = 0;        // spec.disks(disk) is its drive.
+  int index = 0;  // volume-<index>.ext4
+  int disk = 0;   // spec.disks(disk) is its drive.
   VolumeKind kind = VolumeKind::kFile;
 };
 

@@ -104,26 +104,26 @@ TEST(PlanLaunchTest, NoVmmAtAllNamesBoth) {
 
 TEST(PlanLaunchTest, AcceleratorAsRequestedOrAsTheProbeSaid) {
   HostFacts facts = Qemu();
-  EXPECT_EQ(PlanLaunch(Flags({"--accel", "kvm", "x"}), facts, Seeds())
-                ->state.accel(),
-            "kvm");
+  EXPECT_EQ(
+      PlanLaunch(Flags({"--accel", "kvm", "x"}), facts, Seeds())->state.accel(),
+      "kvm");
   facts.kvm_qemu = {true, "works: QEMU booted the kernel"};
   absl::StatusOr<Launch> launch = PlanLaunch(Flags({"x"}), facts, Seeds());
   EXPECT_EQ(launch->state.accel(), "kvm");
   EXPECT_EQ(launch->state.accel_reason(), "works: QEMU booted the kernel");
-  EXPECT_EQ(PlanLaunch(Flags({"--accel", "tcg", "x"}), facts, Seeds())
-                ->state.accel(),
-            "tcg");
+  EXPECT_EQ(
+      PlanLaunch(Flags({"--accel", "tcg", "x"}), facts, Seeds())->state.accel(),
+      "tcg");
 }
 
 TEST(PlanLaunchTest, RefusalsComeBeforeAnythingExists) {
   HostFacts facts = FirecrackerOnly();
-  EXPECT_THAT(PlanLaunch(Flags({"--backend", "firecracker", "--network",
-                                "user", "x"}),
-                         facts, Seeds())
-                  .status()
-                  .message(),
-              HasSubstr("no user-mode network of its own"));
+  EXPECT_THAT(
+      PlanLaunch(Flags({"--backend", "firecracker", "--network", "user", "x"}),
+                 facts, Seeds())
+          .status()
+          .message(),
+      HasSubstr("no user-mode network of its own"));
   EXPECT_THAT(PlanLaunch(Flags({"--network", "user", "x"}), facts, Seeds())
                   .status()
                   .message(),
@@ -135,25 +135,25 @@ TEST(PlanLaunchTest, RefusalsComeBeforeAnythingExists) {
                   .message(),
               HasSubstr("it needs root"));
   facts.firecracker.clear();
-  EXPECT_THAT(PlanLaunch(Flags({"--backend", "firecracker", "x"}), facts,
-                         Seeds())
-                  .status()
-                  .message(),
-              HasSubstr("no firecracker in PATH"));
-  facts = FirecrackerOnly();
-  facts.kvm_firecracker = {false, "/dev/kvm: no permission (join the kvm group, or run as root)"};
-  EXPECT_THAT(PlanLaunch(Flags({"--backend", "firecracker", "x"}), facts,
-                         Seeds())
-                  .status()
-                  .message(),
-              HasSubstr("needs KVM that runs a guest; /dev/kvm: no permission"));
-  facts = Qemu();
-  facts.pasta = false;
   EXPECT_THAT(
-      PlanLaunch(Flags({"--network", "pasta", "x"}), facts, Seeds())
+      PlanLaunch(Flags({"--backend", "firecracker", "x"}), facts, Seeds())
           .status()
           .message(),
-      HasSubstr("Debian package passt"));
+      HasSubstr("no firecracker in PATH"));
+  facts = FirecrackerOnly();
+  facts.kvm_firecracker = {
+      false, "/dev/kvm: no permission (join the kvm group, or run as root)"};
+  EXPECT_THAT(
+      PlanLaunch(Flags({"--backend", "firecracker", "x"}), facts, Seeds())
+          .status()
+          .message(),
+      HasSubstr("needs KVM that runs a guest; /dev/kvm: no permission"));
+  facts = Qemu();
+  facts.pasta = false;
+  EXPECT_THAT(PlanLaunch(Flags({"--network", "pasta", "x"}), facts, Seeds())
+                  .status()
+                  .message(),
+              HasSubstr("Debian package passt"));
 }
 
 // A name the guest would refuse as its hostname used to boot for minutes
@@ -182,10 +182,10 @@ TEST(PlanLaunchTest, DrivesAreNamedByTheBackendAndThePlanUsesThem) {
   facts.image_archive = "/a/nginx.tar";
   facts.volumes["/data/db.img"] = {VolumeKind::kFile, ""};
   facts.volumes["/srv/www"] = {VolumeKind::kDirectory, ""};
-  absl::StatusOr<Launch> launch = PlanLaunch(
-      Flags({"--name", "web", "-v", "/data/db.img:/db", "-v", "/srv/www:/www:ro",
-             "nginx"}),
-      facts, Seeds());
+  absl::StatusOr<Launch> launch =
+      PlanLaunch(Flags({"--name", "web", "-v", "/data/db.img:/db", "-v",
+                        "/srv/www:/www:ro", "nginx"}),
+                 facts, Seeds());
   ASSERT_TRUE(launch.ok()) << launch.status();
   const VmSpec& spec = launch->state.spec();
   ASSERT_EQ(spec.disks_size(), 5);
@@ -214,16 +214,14 @@ TEST(PlanLaunchTest, VolumesTheHostCannotGiveAreRefused) {
   HostFacts facts = Qemu();
   facts.volumes["/srv/www"] = {VolumeKind::kDirectory, ""};
   facts.volumes["/nope"] = {VolumeKind::kMissing, "No such file or directory"};
-  EXPECT_THAT(
-      PlanLaunch(Flags({"-v", "/srv/www:/www", "x"}), facts, Seeds())
-          .status()
-          .message(),
-      HasSubstr("mount it :ro"));
+  EXPECT_THAT(PlanLaunch(Flags({"-v", "/srv/www:/www", "x"}), facts, Seeds())
+                  .status()
+                  .message(),
+              HasSubstr("mount it :ro"));
   absl::Status missing =
       PlanLaunch(Flags({"-v", "/nope:/x", "x"}), facts, Seeds()).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(missing.message(),
-            "volume /nope:/x: No such file or directory");
+  EXPECT_EQ(missing.message(), "volume /nope:/x: No such file or directory");
 }
 
 TEST(PlanLaunchTest, ALocalImagesPortsArePublishedOnFreePorts) {
@@ -276,9 +274,8 @@ TEST(PlanLaunchTest, TheRunsIdentityComesFromItsSeeds) {
 }
 
 TEST(PlanLaunchTest, ATapNetworkGetsItsSubnetAfterwards) {
-  absl::StatusOr<Launch> launch =
-      PlanLaunch(Flags({"--network", "tap", "-p", "8080:80", "x"}), Qemu(),
-                 Seeds());
+  absl::StatusOr<Launch> launch = PlanLaunch(
+      Flags({"--network", "tap", "-p", "8080:80", "x"}), Qemu(), Seeds());
   ASSERT_TRUE(launch.ok()) << launch.status();
   EXPECT_EQ(launch->state.spec().nics_size(), 0);
   absl::StatusOr<Subnet> subnet = ParseSubnet("10.213.0.4/30");
@@ -293,7 +290,8 @@ TEST(PlanLaunchTest, ATapNetworkGetsItsSubnetAfterwards) {
   EXPECT_EQ(s.spec().plan().network().gateway(), "10.213.0.5");
   EXPECT_THAT(s.spec().plan().network().dns(), ElementsAre("192.0.2.53"));
   // slirp4netns answers DNS itself.
-  launch = PlanLaunch(Flags({"--network", "slirp4netns", "x"}), Qemu(), Seeds());
+  launch =
+      PlanLaunch(Flags({"--network", "slirp4netns", "x"}), Qemu(), Seeds());
   ASSERT_TRUE(launch.ok());
   ASSERT_TRUE(ApplySubnet(*subnet, *launch).ok());
   EXPECT_THAT(launch->state.spec().plan().network().dns(),

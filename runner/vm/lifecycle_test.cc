@@ -33,9 +33,9 @@ using ::testing::IsEmpty;
 using ::testing::StartsWith;
 
 enum class Owner {
-  kGraceful,     // Records itself; on SIGTERM writes EXITED and exits.
-  kStubborn,     // Records itself; ignores SIGTERM.
-  kStillCreating // Holds the lease, has not recorded a supervisor yet.
+  kGraceful,      // Records itself; on SIGTERM writes EXITED and exits.
+  kStubborn,      // Records itself; ignores SIGTERM.
+  kStillCreating  // Holds the lease, has not recorded a supervisor yet.
 };
 
 class LifecycleTest : public ::testing::Test {
@@ -77,10 +77,12 @@ class LifecycleTest : public ::testing::Test {
       if (behaviour == Owner::kGraceful) sigprocmask(SIG_BLOCK, &term, nullptr);
       if (behaviour != Owner::kStillCreating) {
         const uint64_t ticks = StartTicks(getpid());
-        if (!mine.Update(state.name(), [&](VmState& s) {
-                   s.set_supervisor_pid(getpid());
-                   s.set_supervisor_start_ticks(ticks);
-                 }).ok()) {
+        if (!mine.Update(state.name(),
+                         [&](VmState& s) {
+                           s.set_supervisor_pid(getpid());
+                           s.set_supervisor_start_ticks(ticks);
+                         })
+                 .ok()) {
           _exit(3);
         }
       }
@@ -137,7 +139,8 @@ class LifecycleTest : public ::testing::Test {
 };
 
 TEST_F(LifecycleTest, StopAsksTheOwnerAndWaitsForItsEnd) {
-  const pid_t owner = StartOwner(New("web", VmState::RUNNING), Owner::kGraceful);
+  const pid_t owner =
+      StartOwner(New("web", VmState::RUNNING), Owner::kGraceful);
   absl::StatusOr<StopResult> stopped =
       StopVm(*store_, "web", absl::Seconds(30));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
@@ -150,7 +153,8 @@ TEST_F(LifecycleTest, StopAsksTheOwnerAndWaitsForItsEnd) {
 }
 
 TEST_F(LifecycleTest, StopKillsAnOwnerThatWillNotGo) {
-  const pid_t owner = StartOwner(New("web", VmState::RUNNING), Owner::kStubborn);
+  const pid_t owner =
+      StartOwner(New("web", VmState::RUNNING), Owner::kStubborn);
   absl::StatusOr<StopResult> stopped =
       StopVm(*store_, "web", absl::Milliseconds(200));
   ASSERT_TRUE(stopped.ok()) << stopped.status();
@@ -214,7 +218,8 @@ TEST_F(LifecycleTest, RmQuarantinesAVmWhoseStateCannotBeRead) {
 // VM (disk and all) under `run`'s feet. The lease says its owner lives.
 TEST_F(LifecycleTest, GcLeavesAVmThatIsStillBeingCreated) {
   StartOwner(New("new", VmState::CREATING), Owner::kStillCreating);
-  ASSERT_TRUE(WriteFileAtomically(store_->VmDir("new") + "/disk.img", "d").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(store_->VmDir("new") + "/disk.img", "d").ok());
   absl::StatusOr<GcReport> report = CollectGarbage(*store_);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_THAT(report->done, IsEmpty());
@@ -262,7 +267,8 @@ TEST_F(LifecycleTest, GcQuarantinesAnUnreadableStateInsteadOfDeletingIt) {
   ASSERT_TRUE(report.ok()) << report.status();
   ASSERT_EQ(report->done.size(), 1u);
   EXPECT_THAT(report->done[0], StartsWith("quarantined bad (VM 'bad': "));
-  EXPECT_THAT(report->done[0], HasSubstr("moved to " + root_ + "/quarantine/bad."));
+  EXPECT_THAT(report->done[0],
+              HasSubstr("moved to " + root_ + "/quarantine/bad."));
   EXPECT_TRUE(store_->List()->empty());
   int kept = 0;
   for (const auto& entry :

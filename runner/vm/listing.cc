@@ -8,7 +8,8 @@
 
 namespace fcvm::runner {
 
-[[nodiscard]] absl::StatusOr<std::vector<ListedVm>> ListVms(const StateStore& store) {
+[[nodiscard]] absl::StatusOr<std::vector<ListedVm>> ListVms(
+    const StateStore& store) {
   ASSIGN_OR_RETURN(std::vector<StoreEntry> entries, store.List());
   std::vector<ListedVm> vms;
   vms.reserve(entries.size());
@@ -26,7 +27,8 @@ std::string StatusText(const ListedVm& vm) {
   const VmState& s = *vm.entry.state;
   if (LivePhase(s.phase()) && !vm.owner_alive) return "dead (fcvm gc)";
   std::string phase = absl::AsciiStrToLower(VmState::Phase_Name(s.phase()));
-  if (s.phase() == VmState::EXITED) absl::StrAppend(&phase, " (", s.exit_code(), ")");
+  if (s.phase() == VmState::EXITED)
+    absl::StrAppend(&phase, " (", s.exit_code(), ")");
   return phase;
 }
 

@@ -16,14 +16,15 @@ namespace {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<RotatingLog> RotatingLog::Open(std::string path,
-                                              uint64_t max_bytes) {
+[[nodiscard]] absl::StatusOr<RotatingLog> RotatingLog::Open(
+    std::string path, uint64_t max_bytes) {
   if (max_bytes == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": a log cap of 0"));
   }
   ASSIGN_OR_RETURN(UniqueFd fd, OpenForAppend(path));
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(absl::StrCat("stat ", path));
+  if (fstat(fd.get(), &st) != 0)
+    return ErrnoStatus(absl::StrCat("stat ", path));
   return RotatingLog(std::move(path), max_bytes, std::move(fd),
                      static_cast<uint64_t>(st.st_size));
 }

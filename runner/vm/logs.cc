@@ -51,7 +51,8 @@ std::string LogLimitsText(uint64_t log_max_bytes) {
                       ", plus one rotated file; run --log-max-size)");
 }
 
-[[nodiscard]] absl::Status CopyLogs(const VmState& state, const LogsRequest& request) {
+[[nodiscard]] absl::Status CopyLogs(const VmState& state,
+                                    const LogsRequest& request) {
   const std::string name = request.console ? kConsoleLog : kContainerLog;
   const std::string path = absl::StrCat(state.dir(), "/", name);
   const std::string older = absl::StrCat(path, ".1");
@@ -66,8 +67,9 @@ std::string LogLimitsText(uint64_t log_max_bytes) {
   absl::StatusOr<UniqueFd> log = OpenFd(path, O_RDONLY);
   if (!log.ok()) {
     if (absl::IsNotFound(log.status())) {
-      return absl::NotFoundError(absl::StrCat(
-          "VM '", state.name(), "' has no ", name, " yet (it has not started)"));
+      return absl::NotFoundError(absl::StrCat("VM '", state.name(), "' has no ",
+                                              name,
+                                              " yet (it has not started)"));
     }
     return log.status();
   }
@@ -82,9 +84,9 @@ std::string LogLimitsText(uint64_t log_max_bytes) {
                         IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
     return ErrnoStatus(absl::StrCat("inotify on ", state.dir()));
   }
-  ASSIGN_OR_RETURN(std::optional<ProcessRef> owner,
-                   ProcessRef::Open(state.supervisor_pid(),
-                                    state.supervisor_start_ticks()));
+  ASSIGN_OR_RETURN(
+      std::optional<ProcessRef> owner,
+      ProcessRef::Open(state.supervisor_pid(), state.supervisor_start_ticks()));
   for (;;) {
     RETURN_IF_ERROR(Drain(log->get(), request.out_fd));
     // Rotated: the old file is complete; go on with the new one.
@@ -94,14 +96,16 @@ std::string LogLimitsText(uint64_t log_max_bytes) {
       log = std::move(now);
       continue;
     }
-    const bool alive = owner.has_value() ? !owner->WaitForExit(absl::ZeroDuration())
-                                         : Lease::Held(state.dir());
+    const bool alive = owner.has_value()
+                           ? !owner->WaitForExit(absl::ZeroDuration())
+                           : Lease::Held(state.dir());
     if (!alive) return Drain(log->get(), request.out_fd);
     pollfd fds[2] = {{watch.get(), POLLIN, 0},
                      {owner.has_value() ? owner->fd() : -1, POLLIN, 0}};
     // Without a recorded owner (still being created), look again each
     // second.
-    const int n = poll(fds, owner.has_value() ? 2 : 1, owner.has_value() ? -1 : 1000);
+    const int n =
+        poll(fds, owner.has_value() ? 2 : 1, owner.has_value() ? -1 : 1000);
     if (n < 0 && errno != EINTR) return ErrnoStatus("poll");
     char events[4096];
     while (read(watch.get(), events, sizeof(events)) > 0) {

@@ -50,7 +50,8 @@ TEST(LogsTest, RotatedOutputComesFirstAndTheLossIsSaid) {
             "fcvm: web: output older than the last 128 KiB is not kept "
             "(each log: 64 KiB, plus one rotated file; run --log-max-size)\n");
   state.set_dir(state.dir() + "-none");
-  EXPECT_THAT(CopyLogs(state, {}).message(), HasSubstr("has no container.log yet"));
+  EXPECT_THAT(CopyLogs(state, {}).message(),
+              HasSubstr("has no container.log yet"));
 }
 
 }  // namespace

@@ -39,7 +39,8 @@ PreflightReport RunPreflight(const FactsRequest& request) {
       host.kvm_qemu = with->kvm_qemu;
       host.kvm_firecracker = with->kvm_firecracker;
     }
-    if (host.qemu) line(host.kvm_qemu.works, "KVM under QEMU", host.kvm_qemu.why);
+    if (host.qemu)
+      line(host.kvm_qemu.works, "KVM under QEMU", host.kvm_qemu.why);
     if (!host.firecracker.empty()) {
       line(host.kvm_firecracker.works, "KVM under Firecracker",
            host.kvm_firecracker.why);
@@ -55,9 +56,8 @@ PreflightReport RunPreflight(const FactsRequest& request) {
                 : absl::StrCat(nft.message(),
                                " (rootless modes make theirs in the VM's own "
                                "namespace)"));
-  const std::string userns =
-      std::string(absl::StripAsciiWhitespace(
-          ReadFile("/proc/sys/user/max_user_namespaces").value_or("0")));
+  const std::string userns = std::string(absl::StripAsciiWhitespace(
+      ReadFile("/proc/sys/user/max_user_namespaces").value_or("0")));
   line(userns != "0", "user namespaces", absl::StrCat("max ", userns));
   line(host.pasta || host.slirp4netns, "pasta / slirp4netns",
        host.pasta         ? "rootless TAP networking through pasta"

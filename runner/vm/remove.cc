@@ -8,9 +8,9 @@
 
 namespace fcvm::runner {
 
-[[nodiscard]] absl::StatusOr<RemoveResult> RemoveVm(StateStore& store,
-                                      const std::string& name, bool force,
-                                      absl::Duration stop_timeout) {
+[[nodiscard]] absl::StatusOr<RemoveResult> RemoveVm(
+    StateStore& store, const std::string& name, bool force,
+    absl::Duration stop_timeout) {
   RETURN_IF_ERROR(ValidateVmName(name));
   const std::string dir = store.VmDir(name);
   absl::StatusOr<VmState> state = store.Read(name);

@@ -16,8 +16,8 @@
 namespace fcvm::runner {
 
 struct RemoveResult {
-  bool stopped = false;      // It was running (force).
-  std::string quarantined;   // Where an unreadable VM went; empty if removed.
+  bool stopped = false;     // It was running (force).
+  std::string quarantined;  // Where an unreadable VM went; empty if removed.
 };
 
 [[nodiscard]] absl::StatusOr<RemoveResult> RemoveVm(

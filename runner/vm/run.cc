@@ -43,8 +43,9 @@ int RunVm(StateStore& store, Launch launch,
   };
   if (!detach) return supervise(std::move(vm->lease), options);
 
-  absl::StatusOr<DetachedOutcome> outcome = RunDetached(
-      std::move(vm->lease), state.dir() + "/supervisor.log", supervise, options);
+  absl::StatusOr<DetachedOutcome> outcome =
+      RunDetached(std::move(vm->lease), state.dir() + "/supervisor.log",
+                  supervise, options);
   if (!outcome.ok()) return Say(125, std::string(outcome.status().message()));
   const std::string see = absl::StrCat(" (fcvm logs --console ", name, ")");
   if (outcome->still_booting) {
@@ -54,8 +55,8 @@ int RunVm(StateStore& store, Launch launch,
     absl::StatusOr<VmState> ended = store.Read(state.name());
     const bool exited = ended.ok() && ended->phase() == VmState::EXITED;
     return Say(exited ? ended->exit_code() : 125,
-               absl::StrCat(name, ": ended before it was ready: ",
-                            outcome->error, see));
+               absl::StrCat(
+                   name, ": ended before it was ready: ", outcome->error, see));
   }
   std::printf("%s\n", name);
   for (const PublishedPort& port : state.ports()) {

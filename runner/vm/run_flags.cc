@@ -12,13 +12,13 @@ namespace fcvm::runner {
 namespace {
 
 [[nodiscard]] absl::Status Bad(absl::string_view flag, absl::string_view value,
-                 absl::string_view why) {
+                               absl::string_view why) {
   return absl::InvalidArgumentError(
       absl::StrCat(flag, " '", value, "': ", why));
 }
 
 [[nodiscard]] absl::StatusOr<uint32_t> ParsePort(absl::string_view text,
-                                   absl::string_view value) {
+                                                 absl::string_view value) {
   uint32_t port = 0;
   if (!absl::SimpleAtoi(text, &port) || port == 0 || port > 65535) {
     return Bad("--publish", value,
@@ -27,8 +27,9 @@ namespace {
   return port;
 }
 
-[[nodiscard]] absl::StatusOr<std::string> OneOf(const std::string& flag, const std::string& v,
-                                  std::initializer_list<const char*> allowed) {
+[[nodiscard]] absl::StatusOr<std::string> OneOf(
+    const std::string& flag, const std::string& v,
+    std::initializer_list<const char*> allowed) {
   for (const char* a : allowed) {
     if (v == a) return v;
   }
@@ -44,7 +45,7 @@ std::string DropEquals(const std::string& value) {
 
 // Suffixed sizes: b, k, m, g (powers of 1024); a bare number is bytes.
 [[nodiscard]] absl::StatusOr<uint64_t> ParseSize(const std::string& flag,
-                                   const std::string& value) {
+                                                 const std::string& value) {
   std::string digits = absl::AsciiStrToLower(value);
   uint64_t scale = 1;
   if (!digits.empty()) {
@@ -76,7 +77,8 @@ std::string DropEquals(const std::string& value) {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<PublishedPort> ParsePublish(const std::string& value) {
+[[nodiscard]] absl::StatusOr<PublishedPort> ParsePublish(
+    const std::string& value) {
   std::vector<absl::string_view> proto = absl::StrSplit(value, '/');
   PublishedPort port;
   port.set_protocol("tcp");
@@ -128,7 +130,8 @@ std::string DropEquals(const std::string& value) {
   return volume;
 }
 
-[[nodiscard]] absl::StatusOr<uint32_t> ParseMemoryMib(const std::string& value) {
+[[nodiscard]] absl::StatusOr<uint32_t> ParseMemoryMib(
+    const std::string& value) {
   ASSIGN_OR_RETURN(uint64_t bytes, ParseSize("--memory", value));
   if (bytes % (uint64_t{1} << 20) != 0) {
     return Bad("--memory", value, "a VM's memory is a whole number of MiB");
@@ -140,7 +143,7 @@ std::string DropEquals(const std::string& value) {
 }
 
 [[nodiscard]] absl::StatusOr<uint64_t> ParseByteSize(const std::string& flag,
-                                       const std::string& value) {
+                                                     const std::string& value) {
   ASSIGN_OR_RETURN(uint64_t bytes, ParseSize(flag, value));
   if (bytes < (uint64_t{64} << 10)) return Bad(flag, value, "at least 64k");
   return bytes;
@@ -164,7 +167,8 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
            "HOST:GUEST[:ro|rw]: a disk image, block device, or (read-only) "
            "a directory copied into the VM");
   repeated("-e,--env", &v->env, "NAME=VALUE, or NAME for the host's value");
-  app.add_option("-w,--workdir", v->workdir, "working directory in the container");
+  app.add_option("-w,--workdir", v->workdir,
+                 "working directory in the container");
   app.add_option("-u,--user", v->user, "user[:group] in the container");
   app.add_option("--entrypoint", v->entrypoint,
                  "replaces the image's entrypoint (one word)");
@@ -196,7 +200,8 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
     flags.ports.push_back(port);
   }
   for (const std::string& value : v.volume) {
-    ASSIGN_OR_RETURN(VolumeFlag volume, ParseVolume(DropEquals(value), resolve));
+    ASSIGN_OR_RETURN(VolumeFlag volume,
+                     ParseVolume(DropEquals(value), resolve));
     flags.volumes.push_back(volume);
   }
   for (const std::string& e : v.env) {
@@ -216,24 +221,25 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   }
   ASSIGN_OR_RETURN(flags.memory_mib, ParseMemoryMib(v.memory));
   flags.detach = v.detach;
-  ASSIGN_OR_RETURN(std::string restart,
-                   OneOf("--restart", v.restart, {"no", "on-failure", "always"}));
+  ASSIGN_OR_RETURN(std::string restart, OneOf("--restart", v.restart,
+                                              {"no", "on-failure", "always"}));
   flags.restart = restart == "always"       ? agent::RESTART_ALWAYS
                   : restart == "on-failure" ? agent::RESTART_ON_FAILURE
                                             : agent::RESTART_NO;
   flags.stop_timeout_seconds = v.stop_timeout;
   ASSIGN_OR_RETURN(flags.backend, OneOf("--backend", v.backend,
                                         {"auto", "firecracker", "qemu"}));
-  ASSIGN_OR_RETURN(flags.accel, OneOf("--accel", v.accel, {"auto", "kvm", "tcg"}));
-  ASSIGN_OR_RETURN(flags.network,
-                   OneOf("--network", v.network,
-                         {"auto", "tap", "user", "pasta", "slirp4netns",
-                          "rootless", "none"}));
+  ASSIGN_OR_RETURN(flags.accel,
+                   OneOf("--accel", v.accel, {"auto", "kvm", "tcg"}));
+  ASSIGN_OR_RETURN(flags.network, OneOf("--network", v.network,
+                                        {"auto", "tap", "user", "pasta",
+                                         "slirp4netns", "rootless", "none"}));
   ASSIGN_OR_RETURN(flags.log_max_bytes,
                    ParseByteSize("--log-max-size", v.log_max_size));
 
   size_t i = 0;
-  if (i < remaining.size() && remaining[i] == "--") ++i;
+  if (i < remaining.size() && remaining[i] == "--")
+    ++i;
   else if (i < remaining.size() && absl::StartsWith(remaining[i], "-")) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown flag '", remaining[i], "' (fcvm run --help lists them)"));

@@ -49,8 +49,8 @@ struct RunFlags {
 // The values as CLI11 collects them, before checking.
 struct RunFlagValues {
   std::string name, cpus = "1", memory = "512m", restart = "no",
-                    backend = "auto", accel = "auto", network = "auto",
-                    workdir, user, entrypoint, log_max_size = "8m";
+                    backend = "auto", accel = "auto", network = "auto", workdir,
+                    user, entrypoint, log_max_size = "8m";
   std::vector<std::string> publish, volume, env;
   uint32_t stop_timeout = 10;
   bool detach = false;

@@ -9,8 +9,9 @@
 
 namespace fcvm::runner {
 
-[[nodiscard]] absl::StatusOr<StopResult> StopVm(StateStore& store, const std::string& name,
-                                  absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<StopResult> StopVm(StateStore& store,
+                                                const std::string& name,
+                                                absl::Duration timeout) {
   ASSIGN_OR_RETURN(VmState state, store.Read(name));
   StopResult result;
   if (Lease::Held(state.dir())) {

@@ -280,9 +280,9 @@ int Supervisor::Finish(const std::string& last_words) {
   if (console_.has_value()) (void)console_->Finish();
   const bool clean = exit_code_.has_value();
   if (!clean && error_.empty()) {
-    error_ = absl::StrCat("the VM ended before the container did (VMM ",
-                          last_words, "; see ", dir(), "/", kConsoleLog,
-                          " and ", kVmmLog, ")");
+    error_ =
+        absl::StrCat("the VM ended before the container did (VMM ", last_words,
+                     "; see ", dir(), "/", kConsoleLog, " and ", kVmmLog, ")");
     Progress(error_);
   }
   const int code = clean ? *exit_code_ : 125;
@@ -290,7 +290,8 @@ int Supervisor::Finish(const std::string& last_words) {
   if (network_.has_value()) {
     if (absl::Status down = network_->TearDown(); !down.ok()) {
       Progress(absl::StrCat("network teardown: ", down.message()));
-      if (error_.empty()) error_ = absl::StrCat("network teardown: ", down.message());
+      if (error_.empty())
+        error_ = absl::StrCat("network teardown: ", down.message());
     }
   }
   for (const char* socket : {"qmp.sock", "api.sock", kControlSocket}) {
@@ -329,8 +330,8 @@ int Supervisor::Run() {
     s.set_supervisor_start_ticks(ticks);
   });
 
-  const uint64_t cap =
-      state_.log_max_bytes() == 0 ? kDefaultLogMaxBytes : state_.log_max_bytes();
+  const uint64_t cap = state_.log_max_bytes() == 0 ? kDefaultLogMaxBytes
+                                                   : state_.log_max_bytes();
   auto open_log = [&](const char* file) {
     return RotatingLog::Open(absl::StrCat(dir(), "/", file), cap);
   };
@@ -391,8 +392,9 @@ int Supervisor::Run() {
   }
 
   absl::StatusOr<Subprocess> process =
-      options_.restore.has_value() ? vmm_.Restore(spec, dir(), *options_.restore)
-                                   : vmm_.Start(spec, dir());
+      options_.restore.has_value()
+          ? vmm_.Restore(spec, dir(), *options_.restore)
+          : vmm_.Start(spec, dir());
   if (!process.ok()) return FailBeforeStart(process.status());
   vmm_process_.emplace(std::move(*process));
   const pid_t pid = vmm_process_->pid();
@@ -492,9 +494,10 @@ int Supervisor::Run() {
     for (size_t i = 0; i < clients.size(); ++i) {
       if (fds[first_client + i].revents != 0) OnControl(clients[i]);
     }
-    clients.erase(std::remove_if(clients.begin(), clients.end(),
-                                 [](const ControlClient& c) { return !c.fd.valid(); }),
-                  clients.end());
+    clients.erase(
+        std::remove_if(clients.begin(), clients.end(),
+                       [](const ControlClient& c) { return !c.fd.valid(); }),
+        clients.end());
     if (fds[1].revents != 0) {
       UniqueFd client(accept4(listener->get(), nullptr, nullptr,
                               SOCK_CLOEXEC | SOCK_NONBLOCK));
@@ -519,7 +522,8 @@ int Supervisor::Run() {
   how = vmm_exit.ok() ? vmm_exit->ToString() : "did not end";
   // The VMM's own last words usually say why (a port already taken, a
   // missing file, KVM refusing).
-  if (absl::StatusOr<std::string> log = ReadFile(absl::StrCat(dir(), "/", kVmmLog));
+  if (absl::StatusOr<std::string> log =
+          ReadFile(absl::StrCat(dir(), "/", kVmmLog));
       log.ok()) {
     absl::string_view text = absl::StripTrailingAsciiWhitespace(*log);
     const std::string last(text.substr(text.rfind('\n') + 1));
@@ -532,7 +536,8 @@ int Supervisor::Run() {
 
 int Supervise(StateStore& store, VmState state, Lease lease, Vmm& vmm,
               const SuperviseOptions& options) {
-  Supervisor supervisor(store, std::move(state), std::move(lease), vmm, options);
+  Supervisor supervisor(store, std::move(state), std::move(lease), vmm,
+                        options);
   return supervisor.Run();
 }
 

@@ -60,8 +60,8 @@ class ScriptVmm : public Vmm {
   std::string GuestBlockDevice(int index) const override {
     return VirtioBlockDevice(index);
   }
-  [[nodiscard]] absl::StatusOr<Subprocess> Start(const VmSpec& spec,
-                                   const std::string& dir) override {
+  [[nodiscard]] absl::StatusOr<Subprocess> Start(
+      const VmSpec& spec, const std::string& dir) override {
     if (start_fails_) {
       // What the network looked like when the VMM was to start.
       (void)spec;
@@ -83,8 +83,8 @@ class ScriptVmm : public Vmm {
     pid_ = process.pid();
     return process;
   }
-  [[nodiscard]] absl::StatusOr<Subprocess> Restore(const VmSpec&, const std::string&,
-                                     const RestoreSource&) override {
+  [[nodiscard]] absl::StatusOr<Subprocess> Restore(
+      const VmSpec&, const std::string&, const RestoreSource&) override {
     return absl::UnimplementedError("no");
   }
   [[nodiscard]] absl::Status Pause(const std::string&) override {
@@ -95,7 +95,8 @@ class ScriptVmm : public Vmm {
     return kill(pid_, SIGCONT) == 0 ? absl::OkStatus()
                                     : absl::InternalError("SIGCONT");
   }
-  [[nodiscard]] absl::Status Snapshot(const std::string&, const std::string&) override {
+  [[nodiscard]] absl::Status Snapshot(const std::string&,
+                                      const std::string&) override {
     return absl::UnimplementedError("no");
   }
   void ForceStop(Subprocess& vmm, const std::string& dir) override {
@@ -137,7 +138,8 @@ class SupervisorTest : public ::testing::Test {
     state.set_name("vm");
     state.set_id("00000000000000aa");
     state.set_phase(VmState::CREATING);
-    if (state.network().mode().empty()) state.mutable_network()->set_mode("none");
+    if (state.network().mode().empty())
+      state.mutable_network()->set_mode("none");
     state.mutable_spec()->mutable_plan()->set_stop_timeout_seconds(1);
     absl::StatusOr<Lease> lease = store_->Create(state);
     EXPECT_TRUE(lease.ok()) << lease.status();
@@ -151,7 +153,8 @@ class SupervisorTest : public ::testing::Test {
         // Every descriptor below the highest open one taken, and a limit
         // that leaves exactly `free_fds` more.
         int highest = 0;
-        for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+        for (const auto& fd :
+             std::filesystem::directory_iterator("/proc/self/fd")) {
           highest = std::max(highest, std::atoi(fd.path().filename().c_str()));
         }
         for (int fd = 0; fd < highest; ++fd) {
@@ -172,7 +175,8 @@ class SupervisorTest : public ::testing::Test {
         (void)!write(report[1], error.data(), error.size());
         close(report[1]);
       };
-      const int code = Supervise(*store_, state, std::move(*lease), vmm, options);
+      const int code =
+          Supervise(*store_, state, std::move(*lease), vmm, options);
       // In a namespace of our own, whatever the VM's network left is here.
       if (own_netns && (net::LinkExists(state.network().tap()) ||
                         net::ListTable(state.network().nft_table()).ok())) {
@@ -218,7 +222,8 @@ TEST_F(SupervisorTest, ReadyThenAGracefulStopOnSigterm) {
   EXPECT_EQ(ended->phases(ended->phases_size() - 1).phase(), "vm ended");
   EXPECT_FALSE(Lease::Held(ended->dir()));
   EXPECT_NE(access((ended->dir() + "/control.sock").c_str(), F_OK), 0);
-  EXPECT_THAT(*ReadFile(ended->dir() + "/console.log"), HasSubstr("Linux booting"));
+  EXPECT_THAT(*ReadFile(ended->dir() + "/console.log"),
+              HasSubstr("Linux booting"));
 }
 
 // Pipes held open by a process the VMM left (here a sleep in the
@@ -247,9 +252,9 @@ TEST_F(SupervisorTest, PipesOutlivingTheVmmNeitherSpinNorHang) {
 
 TEST_F(SupervisorTest, AGuestThatDoesNotPowerOffIsEndedTheHardWay) {
   std::string said;
-  const pid_t child = Start(
-      "printf '%s' \"$READY\"; trap '' TERM; while read line; do :; done",
-      &said, false, VmState(), absl::Milliseconds(100));
+  const pid_t child =
+      Start("printf '%s' \"$READY\"; trap '' TERM; while read line; do :; done",
+            &said, false, VmState(), absl::Milliseconds(100));
   ASSERT_EQ(said, "ready");
   ASSERT_EQ(kill(child, SIGTERM), 0);
   EXPECT_EQ(WaitCode(child), 125);
@@ -258,8 +263,8 @@ TEST_F(SupervisorTest, AGuestThatDoesNotPowerOffIsEndedTheHardWay) {
 
 TEST_F(SupervisorTest, ASecondStopRequestEndsItAtOnce) {
   std::string said;
-  const pid_t child = Start(
-      "printf '%s' \"$READY\"; while read line; do :; done", &said);
+  const pid_t child =
+      Start("printf '%s' \"$READY\"; while read line; do :; done", &said);
   ASSERT_EQ(said, "ready");
   ASSERT_EQ(kill(child, SIGTERM), 0);
   // The first request is on the console before the second comes.
@@ -322,8 +327,7 @@ TEST_F(SupervisorTest, NoSignalfdMeansNoVm) {
   std::string said;
   const pid_t child = Start(kAgent, &said, false, VmState(), absl::Seconds(30),
                             false, /*free_fds=*/3);
-  EXPECT_EQ(said,
-            "signalfd for SIGTERM/SIGINT/SIGHUP: Too many open files");
+  EXPECT_EQ(said, "signalfd for SIGTERM/SIGINT/SIGHUP: Too many open files");
   EXPECT_EQ(WaitCode(child), 125);
 }
 

@@ -74,9 +74,8 @@ std::string RunStub() {
   const int run_size = ioctl(kvm.get(), KVM_GET_VCPU_MMAP_SIZE, 0);
   if (run_size <= 0) return Errno("KVM_GET_VCPU_MMAP_SIZE");
   // The kernel's shared kvm_run page of this vCPU.
-  auto* run = static_cast<kvm_run*>(mmap(nullptr, run_size,
-                                         PROT_READ | PROT_WRITE, MAP_SHARED,
-                                         vcpu.get(), 0));
+  auto* run = static_cast<kvm_run*>(mmap(
+      nullptr, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.get(), 0));
   if (run == MAP_FAILED) return Errno("mmap kvm_run");
 #if defined(__x86_64__)
   kvm_sregs sregs;
@@ -127,8 +126,8 @@ std::string RunStub() {
   }
 #endif
   if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
-    return absl::StrCat("KVM internal error (suberror ",
-                        run->internal.suberror, ")");
+    return absl::StrCat("KVM internal error (suberror ", run->internal.suberror,
+                        ")");
   }
   if (run->exit_reason == KVM_EXIT_FAIL_ENTRY) {
     return absl::StrCat("KVM could not enter the guest (reason ",
@@ -186,8 +185,9 @@ KvmVerdict ProbeKvmDirectly(absl::Duration timeout) {
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   if (!finished) {
-    return {false, absl::StrCat("broken: a 2-instruction guest did not exit within ",
-                                absl::FormatDuration(timeout))};
+    return {false,
+            absl::StrCat("broken: a 2-instruction guest did not exit within ",
+                         absl::FormatDuration(timeout))};
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return {false, "broken: the KVM probe crashed"};
@@ -206,11 +206,10 @@ KvmVerdict CheckKvm(const KvmCheck& check) {
   struct stat kvm;
   struct utsname u;
   const std::string key = absl::StrCat(
-      "host ", uname(&u) == 0 ? u.release : "?", " ", u.version,
-      " kvm ", stat("/dev/kvm", &kvm) == 0
-                   ? absl::StrCat(kvm.st_rdev, ":", kvm.st_ino, ":",
-                                  kvm.st_ctim.tv_sec)
-                   : "-",
+      "host ", uname(&u) == 0 ? u.release : "?", " ", u.version, " kvm ",
+      stat("/dev/kvm", &kvm) == 0
+          ? absl::StrCat(kvm.st_rdev, ":", kvm.st_ino, ":", kvm.st_ctim.tv_sec)
+          : "-",
       " arch ", check.arch, " kernel ", FileKey(check.kernel), " ", check.vmm,
       " ", FileKey(check.vmm_binary));
   std::string cache;
@@ -230,8 +229,8 @@ KvmVerdict CheckKvm(const KvmCheck& check) {
   if (!check.vmm_probe) return direct;
   VmmProbeResult probed = check.vmm_probe();
   if (probed.cacheable && !cache.empty()) {
-    (void)WriteFileAtomically(cache,
-                              absl::StrCat(key, "\n", probed.verdict.why), 0600);
+    (void)WriteFileAtomically(
+        cache, absl::StrCat(key, "\n", probed.verdict.why), 0600);
   }
   return probed.verdict;
 }

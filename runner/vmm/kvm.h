@@ -36,11 +36,11 @@ struct VmmProbeResult {
 };
 
 struct KvmCheck {
-  std::string arch;          // The guest's CPU; KVM only for the host's own.
-  std::string kernel;        // The guest kernel the VMM probe boots.
-  std::string vmm;           // "qemu" or "firecracker", for the cache key.
-  std::string vmm_binary;    // The VMM's executable, for the cache key.
-  std::string cache_dir;     // Verdicts are files here; empty: no cache.
+  std::string arch;        // The guest's CPU; KVM only for the host's own.
+  std::string kernel;      // The guest kernel the VMM probe boots.
+  std::string vmm;         // "qemu" or "firecracker", for the cache key.
+  std::string vmm_binary;  // The VMM's executable, for the cache key.
+  std::string cache_dir;   // Verdicts are files here; empty: no cache.
   // Boots `kernel` under KVM with the VMM (runner/vmm/qemu/probe.h,
   // runner/vmm/firecracker/probe.h).
   std::function<VmmProbeResult()> vmm_probe;

@@ -104,15 +104,15 @@ std::string KindMarker(AgentEvent::Kind kind) {
 
 // Waits for an event of `kind` and the end of its line (the marker is in
 // the middle of the JSON; the rest may still be on its way).
-absl::Status WaitEvent(QemuConsole& vm, AgentEvent::Kind kind,
-                       absl::Duration timeout) {
+[[nodiscard]] absl::Status WaitEvent(QemuConsole& vm, AgentEvent::Kind kind,
+                                     absl::Duration timeout) {
   absl::Status status = vm.WaitFor(KindMarker(kind), timeout);
   if (status.ok()) status = vm.WaitFor("\n", absl::Seconds(30));
   return status;
 }
 
 // Boots spec(accel) until the agent's first word.
-absl::StatusOr<QemuConsole> Boot(
+[[nodiscard]] absl::StatusOr<QemuConsole> Boot(
     const std::function<QemuSpec(const std::string&)>& spec,
     std::string* accel_used) {
   return ::fcvm::testing::BootUntil(

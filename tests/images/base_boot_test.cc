@@ -51,7 +51,7 @@ QemuSpec Spec(const std::string& accel, const std::string& disk,
 }
 
 // Boots to the init's shell (KVM where it works, else TCG).
-absl::StatusOr<QemuConsole> BootToShell(
+[[nodiscard]] absl::StatusOr<QemuConsole> BootToShell(
     const std::string& disk, std::string* accel_used,
     const std::vector<std::string>& oci_archives = {}) {
   absl::StatusOr<QemuConsole> vm = ::fcvm::testing::BootUntil(
@@ -69,9 +69,9 @@ absl::StatusOr<QemuConsole> BootToShell(
 
 // Runs `command` in the guest shell; its output ends at a marker with its
 // exit code, which the echo of the typed line cannot contain.
-absl::StatusOr<std::string> RunInGuest(QemuConsole& vm,
-                                       const std::string& command,
-                                       absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<std::string> RunInGuest(QemuConsole& vm,
+                                                     const std::string& command,
+                                                     absl::Duration timeout) {
   static int counter = 0;
   const std::string tag = absl::StrCat("FCVM-DONE-", ++counter, "-rc");
   const size_t start = vm.output().size();

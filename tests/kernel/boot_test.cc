@@ -57,7 +57,8 @@ std::string TestDir() {
 }
 
 // A newc cpio with /init = the probe and the directories it mounts over.
-absl::Status MakeInitramfs(const std::string& path, const std::string& init) {
+[[nodiscard]] absl::Status MakeInitramfs(const std::string& path,
+                                         const std::string& init) {
   absl::StatusOr<std::string> binary = ReadFile(init);
   if (!binary.ok()) return binary.status();
   archive* a = archive_write_new();
@@ -89,7 +90,7 @@ absl::Status MakeInitramfs(const std::string& path, const std::string& init) {
 }
 
 // An ext4 image holding /hello, for the probe's ext4-on-virtio-blk check.
-absl::Status MakeExt4Disk(const std::string& path) {
+[[nodiscard]] absl::Status MakeExt4Disk(const std::string& path) {
   const std::string content = TestDir() + "/disk-content";
   mkdir(content.c_str(), 0755);
   absl::Status s = WriteFileAtomically(content + "/hello", "fcvm-ext4\n");
@@ -126,7 +127,8 @@ struct Boot {
   absl::Duration wall;
 };
 
-absl::StatusOr<Boot> BootOnce(const std::string& accel, absl::Duration limit) {
+[[nodiscard]] absl::StatusOr<Boot> BootOnce(const std::string& accel,
+                                            absl::Duration limit) {
   const std::string initrd = TestDir() + "/initramfs.cpio";
   const std::string disk = TestDir() + "/disk.ext4";
   if (absl::Status s = MakeInitramfs(initrd, g_probe); !s.ok()) return s;

@@ -70,7 +70,8 @@ void FcvmTest::SetUp() {
   setenv("FCVM_STATE_DIR", state_.c_str(), 1);
   setenv("FCVM_FIRECRACKER", g_programs.standin.c_str(), 1);
   setenv("FCVM_STANDIN_SPEC", g_programs.spec.c_str(), 1);
-  if (const Target* target = GetParamOrNull(); target && target->accel == "kvm") {
+  if (const Target* target = GetParamOrNull();
+      target && target->accel == "kvm") {
     // The runner's own verdict (direct probe, then QEMU booting the
     // kernel under KVM), asked once.
     static const std::string* missing = new std::string([this] {
@@ -86,7 +87,8 @@ void FcvmTest::SetUp() {
       }
       return std::string("fcvm preflight said nothing of KVM under QEMU");
     }());
-    if (!missing->empty()) GTEST_SKIP() << "needs KVM that runs a guest: " << *missing;
+    if (!missing->empty())
+      GTEST_SKIP() << "needs KVM that runs a guest: " << *missing;
   }
 }
 
@@ -167,7 +169,8 @@ std::string FcvmTest::Field(const google::protobuf::Struct& s,
                             const std::string& key) {
   auto it = s.fields().find(key);
   if (it == s.fields().end()) return "";
-  if (it->second.has_bool_value()) return it->second.bool_value() ? "true" : "false";
+  if (it->second.has_bool_value())
+    return it->second.bool_value() ? "true" : "false";
   return it->second.has_string_value()
              ? it->second.string_value()
              : absl::StrCat(static_cast<int64_t>(it->second.number_value()));
@@ -195,10 +198,9 @@ void FcvmTest::Remember(const google::protobuf::Struct& s) {
   return names;
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> FcvmTest::StartUntil(std::vector<std::string> argv,
-                                                const std::string& name,
-                                                std::string* progress,
-                                                const std::string& marker) {
+[[nodiscard]] absl::StatusOr<Subprocess> FcvmTest::StartUntil(
+    std::vector<std::string> argv, const std::string& name,
+    std::string* progress, const std::string& marker) {
   SubprocessOptions options;
   options.argv = std::move(argv);
   options.stdout_mode = StdioMode::kNull;
@@ -220,9 +222,8 @@ void FcvmTest::Remember(const google::protobuf::Struct& s) {
     char buffer[4096];
     const ssize_t n = read(pfd.fd, buffer, sizeof(buffer));
     if (n <= 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(name, ": the runner ended before '", marker, "':\n",
-                       *progress));
+      return absl::FailedPreconditionError(absl::StrCat(
+          name, ": the runner ended before '", marker, "':\n", *progress));
     }
     progress->append(buffer, n);
   }
@@ -230,8 +231,8 @@ void FcvmTest::Remember(const google::protobuf::Struct& s) {
   return runner;
 }
 
-[[nodiscard]] absl::StatusOr<std::string> FcvmTest::Get(const std::string& ip, uint16_t port,
-                                          absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<std::string> FcvmTest::Get(
+    const std::string& ip, uint16_t port, absl::Duration timeout) {
   agent::HttpRequest request;
   absl::StatusOr<agent::HttpResponse> response =
       agent::HttpCall({ip, port}, request, timeout);

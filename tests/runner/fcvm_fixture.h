@@ -34,10 +34,10 @@ struct Programs {
 extern Programs g_programs;
 
 struct Target {
-  std::string backend;  // "qemu" or "firecracker" (the stand-in).
-  std::string arch;     // The guest's CPU.
+  std::string backend;        // "qemu" or "firecracker" (the stand-in).
+  std::string arch;           // The guest's CPU.
   std::string accel = "tcg";  // QEMU's: "kvm" on a KVM host.
-  std::string Name() const;  // "qemu_x86_64", for test names.
+  std::string Name() const;   // "qemu_x86_64", for test names.
 };
 // For gtest's messages.
 void PrintTo(const Target& target, std::ostream* os);
@@ -79,17 +79,16 @@ class FcvmTest : public ::testing::TestWithParam<Target> {
   // The names `fcvm ls --json` lists.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> Names();
   // GET / from ip:port.
-  [[nodiscard]] absl::StatusOr<std::string> Get(const std::string& ip, uint16_t port,
-                                  absl::Duration timeout = absl::Seconds(10));
+  [[nodiscard]] absl::StatusOr<std::string> Get(
+      const std::string& ip, uint16_t port,
+      absl::Duration timeout = absl::Seconds(10));
   // Starts `argv` (a foreground `run`) and reads its progress on stderr
   // until `marker` (default: the container is ready), failing at once if
   // the runner ends first, or after 8 minutes. The VM's VMM is
   // remembered; `progress` gets what the runner said.
-  [[nodiscard]] absl::StatusOr<Subprocess> StartUntil(std::vector<std::string> argv,
-                                        const std::string& name,
-                                        std::string* progress,
-                                        const std::string& marker =
-                                            "container ready");
+  [[nodiscard]] absl::StatusOr<Subprocess> StartUntil(
+      std::vector<std::string> argv, const std::string& name,
+      std::string* progress, const std::string& marker = "container ready");
 
   std::string state_;
   std::vector<std::pair<pid_t, uint64_t>> vmms_;

@@ -47,11 +47,10 @@ TEST_F(FirecrackerTest, ServesThePublishedPortPausesAndLeavesNothing) {
   // The real one, not the stand-in the fixture points FCVM_FIRECRACKER at.
   unsetenv("FCVM_FIRECRACKER");
   const std::string missing =
-      !InPath("firecracker")
-          ? "no firecracker in PATH"
-          : MissingForFirecracker(Fcvm({"--kernel", g_programs.kernel,
-                                        "preflight"},
-                                       absl::Minutes(2)));
+      !InPath("firecracker") ? "no firecracker in PATH"
+                             : MissingForFirecracker(Fcvm(
+                                   {"--kernel", g_programs.kernel, "preflight"},
+                                   absl::Minutes(2)));
   if (!missing.empty()) GTEST_SKIP() << "needs a Firecracker host: " << missing;
   const uint16_t port = FreePort();
   Result run = Exec({HostVm(), "-d", "--backend", "firecracker", "--name", "fc",

@@ -83,9 +83,9 @@ int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
   }
   g_assets.dir = dir;
   const std::string vm = HostVm();
-  const std::string list_path = absl::StrCat(
-      vm.substr(0, vm.rfind('/') + 1), vm.substr(vm.rfind('/') + 1),
-      "_assets.txt");
+  const std::string list_path =
+      absl::StrCat(vm.substr(0, vm.rfind('/') + 1),
+                   vm.substr(vm.rfind('/') + 1), "_assets.txt");
   absl::StatusOr<std::string> list = ReadFile(list_path);
   if (!list.ok()) return list.status();
   auto copy = [&](const std::string& from,

@@ -77,10 +77,10 @@ TEST_P(RunTest, DetachedRunServesListsPausesStopsAndRemoves) {
   EXPECT_THAT(Fcvm({"logs", "web"}).out, HasSubstr("response:200"));
   // The plan came the backend's way: fw_cfg under QEMU; under Firecracker,
   // MMDS V2, filled with the runner's own PUT /mmds.
-  EXPECT_THAT(Fcvm({"logs", "--console", "web"}).out,
-              HasSubstr(GetParam().backend == "qemu"
-                            ? R"("planSource":"fw_cfg")"
-                            : R"("planSource":"mmds")"));
+  EXPECT_THAT(
+      Fcvm({"logs", "--console", "web"}).out,
+      HasSubstr(GetParam().backend == "qemu" ? R"("planSource":"fw_cfg")"
+                                             : R"("planSource":"mmds")"));
 
   // Paused: the vCPUs stop, the port does not answer; resumed: it does.
   Result paused = Fcvm({"pause", "web"});
@@ -138,8 +138,8 @@ TEST_P(RunTest, GcCleansUpAfterARunnerKilledWithSigkill) {
 
   Result gc = Fcvm({"gc"});
   ASSERT_EQ(gc.code, 0) << gc.err;
-  EXPECT_THAT(gc.out, HasSubstr(absl::StrCat("removed fg: VMM pid ",
-                                             vmms_[0].first)));
+  EXPECT_THAT(gc.out,
+              HasSubstr(absl::StrCat("removed fg: VMM pid ", vmms_[0].first)));
   EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
   EXPECT_NE(access(dir.c_str(), F_OK), 0);
   EXPECT_FALSE(Get("127.0.0.1", port).ok()) << "the port still answers";
@@ -155,9 +155,10 @@ TEST_P(RunTest, ADirectoryVolumeIsWhatTheContainerServes) {
   ASSERT_TRUE(WriteFileAtomically(www + "/index.html", "from a volume\n").ok());
   setenv("BUILD_WORKING_DIRECTORY", state_.c_str(), 1);
   const uint16_t port = FreePort();
-  Result run = Exec(Run({"-d", "--name", "vol", "-p", absl::StrCat(port, ":8080"),
-                         "-v", "www:/srv/www:ro", "busybox-httpd"}),
-                    absl::Minutes(8));
+  Result run =
+      Exec(Run({"-d", "--name", "vol", "-p", absl::StrCat(port, ":8080"), "-v",
+                "www:/srv/www:ro", "busybox-httpd"}),
+           absl::Minutes(8));
   unsetenv("BUILD_WORKING_DIRECTORY");
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_THAT(run.err, HasSubstr(absl::StrCat(
@@ -175,8 +176,8 @@ TEST_P(RunTest, ADirectoryVolumeIsWhatTheContainerServes) {
 // created, in seconds, not after a boot.
 TEST_P(RunTest, RefusalsComeBeforeAnythingIsCreated) {
   const absl::Time start = absl::Now();
-  Result bad_name = Exec(Run({"-d", "--name", "my_vm", "busybox-httpd"}),
-                         absl::Minutes(1));
+  Result bad_name =
+      Exec(Run({"-d", "--name", "my_vm", "busybox-httpd"}), absl::Minutes(1));
   EXPECT_EQ(bad_name.code, 1);
   EXPECT_THAT(bad_name.err, HasSubstr("bad VM name 'my_vm'"));
   const std::string www = state_ + "/rw";
@@ -214,7 +215,8 @@ TEST_P(RunTest, RunDetachedSaysAtOnceWhenItsSupervisorDies) {
   ASSERT_TRUE(absl::SimpleAtoi(Field(state, "supervisor_pid"), &supervisor));
   ASSERT_EQ(kill(static_cast<pid_t>(supervisor), SIGKILL), 0);
   const absl::Time killed = absl::Now();
-  absl::StatusOr<Subprocess::Output> out = run->Communicate("", absl::Minutes(1));
+  absl::StatusOr<Subprocess::Output> out =
+      run->Communicate("", absl::Minutes(1));
   ASSERT_TRUE(out.ok()) << out.status();
   std::cout << "run -d returned " << absl::FormatDuration(absl::Now() - killed)
             << " after its supervisor was killed\n";
@@ -252,10 +254,10 @@ TEST_P(QemuRunTest, ATakenPortIsReportedInTheVmmsWords) {
   ASSERT_EQ(listen(taken, 1), 0);
   socklen_t length = sizeof(address);
   getsockname(taken, reinterpret_cast<sockaddr*>(&address), &length);
-  Result run = Exec(Run({"-d", "--name", "busy", "-p",
-                         absl::StrCat(ntohs(address.sin_port), ":8080"),
-                         "busybox-httpd"}),
-                    absl::Minutes(2));
+  Result run = Exec(
+      Run({"-d", "--name", "busy", "-p",
+           absl::StrCat(ntohs(address.sin_port), ":8080"), "busybox-httpd"}),
+      absl::Minutes(2));
   close(taken);
   EXPECT_EQ(run.code, 125);
   EXPECT_THAT(run.err, HasSubstr("busy: ended before it was ready"));
@@ -283,9 +285,8 @@ std::vector<Target> HostQemu() {
 
 TEST_P(MainJobTest, NginxInTheForegroundThenCtrlC) {
   std::string progress;
-  absl::StatusOr<Subprocess> runner =
-      StartUntil(Run({"nginx"}), "", &progress,
-                 "guest port 80/tcp is at 127.0.0.1:");
+  absl::StatusOr<Subprocess> runner = StartUntil(
+      Run({"nginx"}), "", &progress, "guest port 80/tcp is at 127.0.0.1:");
   ASSERT_TRUE(runner.ok()) << runner.status();
   std::cout << progress;
   const std::string marker = "guest port 80/tcp is at 127.0.0.1:";

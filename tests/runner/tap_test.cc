@@ -29,15 +29,20 @@ using TapTest = FcvmTest;
 
 std::string NetField(const google::protobuf::Struct& state,
                      const std::string& key) {
-  return state.fields().at("network").struct_value().fields().at(key).string_value();
+  return state.fields()
+      .at("network")
+      .struct_value()
+      .fields()
+      .at(key)
+      .string_value();
 }
 
 TEST_F(TapTest, PublishedPortThroughNftablesAndNothingLeftAfterStop) {
   const uint16_t port = FreePort();
-  Result run = Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg",
-                     "--name", "web", "-p", absl::StrCat(port, ":8080"),
-                     "busybox-httpd"},
-                    absl::Minutes(8));
+  Result run =
+      Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg", "--name",
+            "web", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"},
+           absl::Minutes(8));
   std::cout << run.err;
   ASSERT_EQ(run.code, 0) << run.err;
   google::protobuf::Struct state = Inspect("web");
@@ -74,10 +79,10 @@ TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
   const uint16_t port = FreePort();
   google::protobuf::Struct state;
   std::string progress;
-  absl::StatusOr<Subprocess> runner = StartUntil(
-      {HostVm(), "--network", "tap", "--accel", "tcg", "--name", "fg", "-p",
-       absl::StrCat(port, ":8080"), "busybox-httpd"},
-      "fg", &progress);
+  absl::StatusOr<Subprocess> runner =
+      StartUntil({HostVm(), "--network", "tap", "--accel", "tcg", "--name",
+                  "fg", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"},
+                 "fg", &progress);
   ASSERT_TRUE(runner.ok()) << runner.status();
   state = Inspect("fg");
   const std::string tap = NetField(state, "tap");
@@ -89,7 +94,8 @@ TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
 
   Result gc = Fcvm({"gc"});
   ASSERT_EQ(gc.code, 0) << gc.err;
-  EXPECT_THAT(gc.out, HasSubstr(absl::StrCat("TAP ", tap, ", table ip ", table)));
+  EXPECT_THAT(gc.out,
+              HasSubstr(absl::StrCat("TAP ", tap, ", table ip ", table)));
   EXPECT_FALSE(runner::net::LinkExists(tap));
   EXPECT_FALSE(runner::net::ListTable(table).ok());
   EXPECT_FALSE(runner::SameProcessAlive(vmms_[0].first, vmms_[0].second));
@@ -102,10 +108,10 @@ TEST_F(TapTest, GcRemovesTheTapAndRulesOfAKilledRunner) {
 // own now, and gc looks at nothing but its store's VMs.
 TEST_F(TapTest, AGcOfAnotherStoreLeavesThisStoresNetworkAlone) {
   const uint16_t port = FreePort();
-  Result run = Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg",
-                     "--name", "kept", "-p", absl::StrCat(port, ":8080"),
-                     "busybox-httpd"},
-                    absl::Minutes(8));
+  Result run =
+      Exec({HostVm(), "-d", "--network", "tap", "--accel", "tcg", "--name",
+            "kept", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"},
+           absl::Minutes(8));
   ASSERT_EQ(run.code, 0) << run.err;
   google::protobuf::Struct state = Inspect("kept");
   Remember(state);
@@ -118,7 +124,8 @@ TEST_F(TapTest, AGcOfAnotherStoreLeavesThisStoresNetworkAlone) {
   EXPECT_EQ(gc.out, "");
   rmdir(other);
   EXPECT_TRUE(runner::net::LinkExists(NetField(state, "tap")));
-  EXPECT_TRUE(runner::net::ListTable(table).ok()) << "another store's gc took it";
+  EXPECT_TRUE(runner::net::ListTable(table).ok())
+      << "another store's gc took it";
   absl::StatusOr<std::string> page = Get("127.0.0.1", port);
   EXPECT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(Fcvm({"rm", "-f", "kept"}, absl::Minutes(3)).code, 0);

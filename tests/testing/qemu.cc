@@ -59,7 +59,7 @@ std::string TestTmpDir() {
   return tmp != nullptr ? tmp : "/tmp";
 }
 
-absl::Status MakeBlankDisk(const std::string& path, off_t size) {
+[[nodiscard]] absl::Status MakeBlankDisk(const std::string& path, off_t size) {
   ASSIGN_OR_RETURN(UniqueFd fd,
                    OpenFd(path, O_CREAT | O_TRUNC | O_WRONLY, 0600));
   if (ftruncate(fd.get(), size) != 0) {
@@ -68,7 +68,7 @@ absl::Status MakeBlankDisk(const std::string& path, off_t size) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<QemuConsole> BootUntil(
+[[nodiscard]] absl::StatusOr<QemuConsole> BootUntil(
     const std::string& arch,
     const std::function<QemuSpec(const std::string& accel)>& spec,
     const std::string& marker, std::string* accel_used) {
@@ -99,7 +99,8 @@ bool KvmUsableFor(const std::string& arch) {
   return access("/dev/kvm", R_OK | W_OK) == 0;
 }
 
-absl::StatusOr<QemuConsole> QemuConsole::Start(const QemuSpec& spec) {
+[[nodiscard]] absl::StatusOr<QemuConsole> QemuConsole::Start(
+    const QemuSpec& spec) {
   SubprocessOptions options;
   options.argv = QemuArgv(spec);
   options.stdin_mode = StdioMode::kPipe;
@@ -126,8 +127,8 @@ bool QemuConsole::ReadSome(absl::Duration timeout) {
   return true;
 }
 
-absl::Status QemuConsole::WaitFor(const std::string& marker,
-                                  absl::Duration timeout) {
+[[nodiscard]] absl::Status QemuConsole::WaitFor(const std::string& marker,
+                                                absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     const size_t found = output_.find(marker, consumed_);
@@ -148,11 +149,12 @@ absl::Status QemuConsole::WaitFor(const std::string& marker,
   }
 }
 
-absl::Status QemuConsole::Send(const std::string& text) {
+[[nodiscard]] absl::Status QemuConsole::Send(const std::string& text) {
   return WriteAll(qemu_.stdin_pipe().get(), text, "the QEMU console");
 }
 
-absl::StatusOr<ExitStatus> QemuConsole::WaitExit(absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<ExitStatus> QemuConsole::WaitExit(
+    absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (ReadSome(std::min(deadline - absl::Now(), absl::Seconds(1)))) {
     if (absl::Now() >= deadline) {

@@ -55,7 +55,7 @@ std::string TestTmpDir();
 
 // A blank sparse file of `size` bytes, as the runner gives each VM for its
 // writable disk.
-absl::Status MakeBlankDisk(const std::string& path, off_t size);
+[[nodiscard]] absl::Status MakeBlankDisk(const std::string& path, off_t size);
 
 // qemu-system-<arch> argv: the runner's (runner/qemu/argv), serial console
 // on stdio, no reboot (a guest reset ends QEMU), virtio-rng.
@@ -69,15 +69,16 @@ bool KvmUsableFor(const std::string& arch);
 // Destroying it kills QEMU.
 class QemuConsole {
  public:
-  static absl::StatusOr<QemuConsole> Start(const QemuSpec& spec);
+  [[nodiscard]] static absl::StatusOr<QemuConsole> Start(const QemuSpec& spec);
 
   // Reads the console until `marker` appears after what earlier calls
   // consumed; fails with the console so far after `timeout` or if QEMU ends.
-  absl::Status WaitFor(const std::string& marker, absl::Duration timeout);
+  [[nodiscard]] absl::Status WaitFor(const std::string& marker,
+                                     absl::Duration timeout);
   // Types `text` into the serial console.
-  absl::Status Send(const std::string& text);
+  [[nodiscard]] absl::Status Send(const std::string& text);
   // Reads until QEMU exits (or kills it after `timeout`).
-  absl::StatusOr<ExitStatus> WaitExit(absl::Duration timeout);
+  [[nodiscard]] absl::StatusOr<ExitStatus> WaitExit(absl::Duration timeout);
 
   const std::string& output() const { return output_; }
 
@@ -96,7 +97,7 @@ class QemuConsole {
 // it might work (at most 15 s: a broken KVM never gets that far; later
 // boots in the process skip it), then TCG (3 minutes). FCVM_TEST_ACCEL
 // forces one. A failed attempt's console goes to stderr.
-absl::StatusOr<QemuConsole> BootUntil(
+[[nodiscard]] absl::StatusOr<QemuConsole> BootUntil(
     const std::string& arch,
     const std::function<QemuSpec(const std::string& accel)>& spec,
     const std::string& marker, std::string* accel_used);

@@ -11,7 +11,8 @@
 namespace fcvm::runner::firecracker {
 namespace {
 
-[[nodiscard]] absl::Status SetVmState(const std::string& dir, const std::string& state) {
+[[nodiscard]] absl::Status SetVmState(const std::string& dir,
+                                      const std::string& state) {
   Vm vm;
   vm.set_state(state);
   return ApiClient(ApiSocket(dir))
@@ -37,8 +38,8 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
   return VirtioBlockDevice(index);
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Start(const VmSpec& spec,
-                                                 const std::string& dir) {
+[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Start(
+    const VmSpec& spec, const std::string& dir) {
   // Everything that can be refused is refused before anything starts.
   ASSIGN_OR_RETURN(std::vector<ApiRequest> requests, ConfigureRequests(spec));
   const std::string api = ApiSocket(dir);
@@ -64,9 +65,8 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
   return vmm;
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Restore(const VmSpec& spec,
-                                                   const std::string& dir,
-                                                   const RestoreSource& source) {
+[[nodiscard]] absl::StatusOr<Subprocess> FirecrackerVmm::Restore(
+    const VmSpec& spec, const std::string& dir, const RestoreSource& source) {
   (void)dir;
   return absl::UnimplementedError(absl::StrCat(
       "VM '", spec.name(), "': restoring ", source.snapshot_dir,
@@ -82,8 +82,8 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
   return SetVmState(dir, "Resumed");
 }
 
-[[nodiscard]] absl::Status FirecrackerVmm::Snapshot(const std::string& dir,
-                                      const std::string& snapshot_dir) {
+[[nodiscard]] absl::Status FirecrackerVmm::Snapshot(
+    const std::string& dir, const std::string& snapshot_dir) {
   (void)dir;
   return absl::UnimplementedError(
       absl::StrCat("snapshot to ", snapshot_dir,

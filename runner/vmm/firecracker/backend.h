@@ -20,15 +20,15 @@ class FirecrackerVmm : public Vmm {
   std::string Describe() const override { return "firecracker"; }
   VmmCapabilities Capabilities() const override;
   std::string GuestBlockDevice(int index) const override;
-  [[nodiscard]] absl::StatusOr<Subprocess> Start(const VmSpec& spec,
-                                   const std::string& dir) override;
-  [[nodiscard]] absl::StatusOr<Subprocess> Restore(const VmSpec& spec,
-                                     const std::string& dir,
-                                     const RestoreSource& source) override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Start(
+      const VmSpec& spec, const std::string& dir) override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Restore(
+      const VmSpec& spec, const std::string& dir,
+      const RestoreSource& source) override;
   [[nodiscard]] absl::Status Pause(const std::string& dir) override;
   [[nodiscard]] absl::Status Resume(const std::string& dir) override;
   [[nodiscard]] absl::Status Snapshot(const std::string& dir,
-                        const std::string& snapshot_dir) override;
+                                      const std::string& snapshot_dir) override;
   // SIGKILL. Firecracker has no request that ends the VM: SendCtrlAltDel
   // exists on x86_64 only, and fcvm-init takes Ctrl-Alt-Del as one more
   // graceful stop (it is what `stop` already asked for, and it did not

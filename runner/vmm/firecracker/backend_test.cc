@@ -130,7 +130,8 @@ TEST_F(BackendTest, ARefusedRequestStopsFirecrackerAndSaysWhy) {
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<std::string> late =
       ApiClient(ApiSocket(dir_))
-          .Send({"PUT", "/machine-config", R"({"vcpu_count":1,"mem_size_mib":64})"});
+          .Send({"PUT", "/machine-config",
+                 R"({"vcpu_count":1,"mem_size_mib":64})"});
   ASSERT_FALSE(late.ok());
   EXPECT_THAT(late.status().message(),
               HasSubstr("Firecracker refused PUT /machine-config (HTTP 400): "
@@ -144,7 +145,8 @@ TEST_F(BackendTest, ARefusedRequestStopsFirecrackerAndSaysWhy) {
 TEST_F(BackendTest, ASpecFirecrackerCannotTakeStartsNothing) {
   VmSpec spec = Spec();
   spec.set_vcpus(3);
-  absl::StatusOr<Subprocess> process = FirecrackerVmm(g_standin).Start(spec, dir_);
+  absl::StatusOr<Subprocess> process =
+      FirecrackerVmm(g_standin).Start(spec, dir_);
   ASSERT_FALSE(process.ok());
   EXPECT_THAT(process.status().message(), HasSubstr("3 vCPUs"));
   EXPECT_TRUE(Requests().empty());

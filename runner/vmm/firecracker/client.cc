@@ -39,8 +39,8 @@ std::string FaultMessage(const std::string& body) {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<std::string> ApiClient::Send(const ApiRequest& request,
-                                            absl::Duration timeout) const {
+[[nodiscard]] absl::StatusOr<std::string> ApiClient::Send(
+    const ApiRequest& request, absl::Duration timeout) const {
   static std::once_flag init;
   std::call_once(init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   const std::string what = absl::StrCat(request.method, " ", request.path);

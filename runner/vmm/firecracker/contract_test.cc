@@ -73,7 +73,8 @@ std::vector<ApiRequest> AllRequests() {
 }
 
 TEST(ContractTest, EveryRequestFitsEverySpecVersion) {
-  ASSERT_EQ(g_specs.size(), 2u) << "the pinned Firecracker specs (third_party/firecracker)";
+  ASSERT_EQ(g_specs.size(), 2u)
+      << "the pinned Firecracker specs (third_party/firecracker)";
   const std::vector<ApiRequest> requests = AllRequests();
   ASSERT_GE(requests.size(), 20u);
   for (const std::string& path : g_specs) {
@@ -94,7 +95,8 @@ TEST(ContractTest, EveryRequestFitsEverySpecVersion) {
 // The checker is what makes the test above mean something: show that it
 // catches each kind of departure.
 TEST(ContractTest, TheCheckerCatchesWhatFirecrackerWouldRefuse) {
-  ASSERT_EQ(g_specs.size(), 2u) << "the pinned Firecracker specs (third_party/firecracker)";
+  ASSERT_EQ(g_specs.size(), 2u)
+      << "the pinned Firecracker specs (third_party/firecracker)";
   absl::StatusOr<OpenApiSpec> spec = OpenApiSpec::Load(g_specs.back());
   ASSERT_TRUE(spec.ok()) << spec.status();
   struct Case {

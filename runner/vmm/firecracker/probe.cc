@@ -87,13 +87,15 @@ VmmProbeResult ProbeKvmWithFirecracker(const std::string& binary,
   if (configured.ok()) configured = client.Send(StartRequest()).status();
   if (!configured.ok()) {
     (void)vmm->Kill();
-    return {{false, absl::StrCat("broken: Firecracker: ", configured.message())}};
+    return {
+        {false, absl::StrCat("broken: Firecracker: ", configured.message())}};
   }
   const bool panicked = SawPanic(*vmm, deadline);
   (void)vmm->Kill();
   if (panicked) {
-    return {{true, "works: Firecracker booted the kernel to its expected "
-                   "panic"}};
+    return {{true,
+             "works: Firecracker booted the kernel to its expected "
+             "panic"}};
   }
   return {{false, absl::StrCat("broken: Firecracker did not boot the kernel to "
                                "its panic within ",

@@ -77,7 +77,8 @@ std::string PlatformBootArgs(const std::string& arch) {
                           : "console=ttyS0 reboot=k panic=1";
 }
 
-[[nodiscard]] absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(const VmSpec& spec) {
+[[nodiscard]] absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(
+    const VmSpec& spec) {
   if (spec.arch() != "x86_64" && spec.arch() != "aarch64") {
     return absl::InvalidArgumentError(absl::StrCat(
         "VM '", spec.name(), "': unknown architecture '", spec.arch(), "'"));
@@ -205,7 +206,8 @@ ApiRequest StartRequest() {
   return {"PUT", "/actions", ToJson(start)};
 }
 
-[[nodiscard]] absl::StatusOr<ApiRequest> MmdsPlanRequest(const agent::Plan& plan) {
+[[nodiscard]] absl::StatusOr<ApiRequest> MmdsPlanRequest(
+    const agent::Plan& plan) {
   // The plan's JSON mapping as a JSON value (64-bit integers are strings
   // there, so no number loses precision on the way).
   google::protobuf::Value plan_value;

@@ -21,8 +21,8 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   return "console=ttyAMA0 panic=-1";
 }
 
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
-                                                  const Launch& launch) {
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(
+    const VmSpec& spec, const Launch& launch) {
   const bool x86 = spec.arch() == "x86_64";
   if (!x86 && spec.arch() != "aarch64") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -64,13 +64,12 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   for (int k = 0; k < disks; ++k) {
     const int i = x86 ? k : disks - 1 - k;
     const Disk& disk = spec.disks(i);
-    argv.insert(
-        argv.end(),
-        {"-drive",
-         absl::StrCat("id=d", i, ",file=", QemuOptValue(disk.path()),
-                      ",format=raw,if=none",
-                      disk.read_only() ? ",readonly=on" : ""),
-         "-device", absl::StrCat("virtio-blk-device,drive=d", i)});
+    argv.insert(argv.end(),
+                {"-drive",
+                 absl::StrCat("id=d", i, ",file=", QemuOptValue(disk.path()),
+                              ",format=raw,if=none",
+                              disk.read_only() ? ",readonly=on" : ""),
+                 "-device", absl::StrCat("virtio-blk-device,drive=d", i)});
   }
   for (int i = 0; i < spec.nics_size(); ++i) {
     const Nic& nic = spec.nics(i);
@@ -78,8 +77,9 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
     std::string netdev;
     switch (nic.backend_case()) {
       case Nic::kTap:
-        netdev = absl::StrCat("tap,id=", id, ",ifname=", QemuOptValue(nic.tap()),
-                              ",script=no,downscript=no");
+        netdev =
+            absl::StrCat("tap,id=", id, ",ifname=", QemuOptValue(nic.tap()),
+                         ",script=no,downscript=no");
         break;
       case Nic::kUser: {
         const UserNet& user = nic.user();
@@ -108,13 +108,14 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
     argv.insert(argv.end(), {"-netdev", netdev, "-device", device});
   }
   if (!launch.plan_file.empty()) {
-    argv.insert(argv.end(), {"-fw_cfg", absl::StrCat("name=opt/fcvm/plan,file=",
-                                                     QemuOptValue(launch.plan_file))});
+    argv.insert(argv.end(),
+                {"-fw_cfg", absl::StrCat("name=opt/fcvm/plan,file=",
+                                         QemuOptValue(launch.plan_file))});
   }
   for (const auto& [name, file] : launch.fw_cfg) {
     argv.insert(argv.end(),
-                {"-fw_cfg", absl::StrCat("name=", QemuOptValue(name), ",file=",
-                                          QemuOptValue(file))});
+                {"-fw_cfg", absl::StrCat("name=", QemuOptValue(name),
+                                         ",file=", QemuOptValue(file))});
   }
   if (spec.vsock_cid() >= 3) {
     argv.insert(argv.end(),
@@ -122,8 +123,9 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
                                          spec.vsock_cid())});
   }
   if (!launch.qmp_socket.empty()) {
-    argv.insert(argv.end(), {"-qmp", absl::StrCat("unix:", QemuOptValue(launch.qmp_socket),
-                                                  ",server=on,wait=off")});
+    argv.insert(argv.end(),
+                {"-qmp", absl::StrCat("unix:", QemuOptValue(launch.qmp_socket),
+                                      ",server=on,wait=off")});
   }
   return argv;
 }

@@ -36,8 +36,8 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg);
 std::string QemuOptValue(absl::string_view value);
 
 // qemu-system-<arch> argv. Fails on a spec QEMU cannot take, naming it.
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(const VmSpec& spec,
-                                                  const Launch& launch);
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(
+    const VmSpec& spec, const Launch& launch);
 
 }  // namespace fcvm::runner::qemu
 

@@ -12,8 +12,8 @@ namespace {
 
 // Runs one QMP command on the VM's socket; the error names the VM's
 // directory and QEMU's own reason.
-[[nodiscard]] absl::StatusOr<google::protobuf::Value> Qmp(const std::string& dir,
-                                            const std::string& command) {
+[[nodiscard]] absl::StatusOr<google::protobuf::Value> Qmp(
+    const std::string& dir, const std::string& command) {
   ASSIGN_OR_RETURN(QmpClient qmp,
                    QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
   return qmp.Execute(command, {}, absl::Seconds(10));
@@ -56,8 +56,8 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return VirtioBlockDevice(index);
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Start(const VmSpec& spec,
-                                          const std::string& dir) {
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Start(
+    const VmSpec& spec, const std::string& dir) {
   Launch launch;
   launch.accel = accel_;
   launch.console = "stdio";
@@ -65,8 +65,8 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   launch.plan_file = absl::StrCat(dir, "/plan.json");
   std::string plan;
   if (!google::protobuf::util::MessageToJsonString(spec.plan(), &plan).ok()) {
-    return absl::InternalError(
-        absl::StrCat("VM '", spec.name(), "': the plan does not print as JSON"));
+    return absl::InternalError(absl::StrCat(
+        "VM '", spec.name(), "': the plan does not print as JSON"));
   }
   RETURN_IF_ERROR(WriteFileAtomically(launch.plan_file, plan, 0600));
   SubprocessOptions options;
@@ -78,9 +78,8 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return Subprocess::Start(std::move(options));
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Restore(const VmSpec& spec,
-                                            const std::string& dir,
-                                            const RestoreSource& source) {
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Restore(
+    const VmSpec& spec, const std::string& dir, const RestoreSource& source) {
   (void)dir;
   return absl::UnimplementedError(absl::StrCat(
       "VM '", spec.name(), "': restoring ", source.snapshot_dir,
@@ -108,7 +107,7 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
 }
 
 [[nodiscard]] absl::Status QemuVmm::Snapshot(const std::string& dir,
-                               const std::string& snapshot_dir) {
+                                             const std::string& snapshot_dir) {
   (void)dir;
   return absl::UnimplementedError(
       absl::StrCat("snapshot to ", snapshot_dir,

@@ -19,15 +19,15 @@ class QemuVmm : public Vmm {
   std::string Describe() const override;
   VmmCapabilities Capabilities() const override;
   std::string GuestBlockDevice(int index) const override;
-  [[nodiscard]] absl::StatusOr<Subprocess> Start(const VmSpec& spec,
-                                   const std::string& dir) override;
-  [[nodiscard]] absl::StatusOr<Subprocess> Restore(const VmSpec& spec,
-                                     const std::string& dir,
-                                     const RestoreSource& source) override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Start(
+      const VmSpec& spec, const std::string& dir) override;
+  [[nodiscard]] absl::StatusOr<Subprocess> Restore(
+      const VmSpec& spec, const std::string& dir,
+      const RestoreSource& source) override;
   [[nodiscard]] absl::Status Pause(const std::string& dir) override;
   [[nodiscard]] absl::Status Resume(const std::string& dir) override;
   [[nodiscard]] absl::Status Snapshot(const std::string& dir,
-                        const std::string& snapshot_dir) override;
+                                      const std::string& snapshot_dir) override;
   // QMP `quit`, then SIGKILL.
   void ForceStop(Subprocess& vmm, const std::string& dir) override;
 

@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/subprocess.h"
 #include "runner/vmm/qemu/argv.h"
 
@@ -76,8 +76,9 @@ VmmProbeResult ProbeKvmWithQemu(const std::string& arch,
       works = true;
       verdict = "works: QEMU booted the kernel under KVM to its expected panic";
     } else if (absl::StrContains(err, "KVM internal error")) {
-      verdict = "broken: QEMU under KVM: KVM internal error (the guest "
-                "cannot run here)";
+      verdict =
+          "broken: QEMU under KVM: KVM internal error (the guest "
+          "cannot run here)";
     }
   }
   (void)qemu->Kill();

@@ -16,8 +16,8 @@
 
 namespace fcvm::runner::qemu {
 
-[[nodiscard]] absl::StatusOr<QmpClient> QmpClient::Connect(const std::string& socket_path,
-                                             absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<QmpClient> QmpClient::Connect(
+    const std::string& socket_path, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::StatusOr<UniqueFd> fd =
       ConnectUnixStreamWhenReady(socket_path, "QMP", timeout);
@@ -52,7 +52,8 @@ namespace fcvm::runner::qemu {
   return WriteAll(fd_.get(), json, absl::StrCat("QMP at ", socket_path_));
 }
 
-[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::ReadMessage(absl::Time deadline) {
+[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::ReadMessage(
+    absl::Time deadline) {
   for (;;) {
     const size_t newline = buffer_.find('\n');
     if (newline != std::string::npos) {
@@ -116,8 +117,8 @@ namespace fcvm::runner::qemu {
   }
 }
 
-[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::WaitEvent(const std::string& name,
-                                                absl::Duration timeout) {
+[[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::WaitEvent(
+    const std::string& name, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     for (auto it = events_.begin(); it != events_.end(); ++it) {

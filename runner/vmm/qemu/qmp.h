@@ -20,8 +20,8 @@ class QmpClient {
  public:
   // Connects (retrying until `timeout`: QEMU creates the socket a moment
   // after it starts) and enters command mode.
-  [[nodiscard]] static absl::StatusOr<QmpClient> Connect(const std::string& socket_path,
-                                           absl::Duration timeout);
+  [[nodiscard]] static absl::StatusOr<QmpClient> Connect(
+      const std::string& socket_path, absl::Duration timeout);
 
   // The reply's "return" value, or the QMP error (class and description)
   // naming the command.
@@ -32,7 +32,7 @@ class QmpClient {
 
   // Waits for an event named `name` (one already received counts).
   [[nodiscard]] absl::StatusOr<QmpMessage> WaitEvent(const std::string& name,
-                                       absl::Duration timeout);
+                                                     absl::Duration timeout);
 
   // The QEMU version the greeting announced, e.g. "7.2.22".
   const std::string& version() const { return version_; }

@@ -187,7 +187,8 @@ YAML::Node BodySchema(const YAML::Node& operation) {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<OpenApiSpec> OpenApiSpec::Load(const std::string& path) {
+[[nodiscard]] absl::StatusOr<OpenApiSpec> OpenApiSpec::Load(
+    const std::string& path) {
   try {
     YAML::Node root = YAML::LoadFile(path);
     if (!root["paths"] || !root["definitions"]) {
@@ -206,8 +207,8 @@ std::string OpenApiSpec::version() const {
 }
 
 [[nodiscard]] absl::Status OpenApiSpec::Check(const std::string& method,
-                                const std::string& path,
-                                const std::string& body) const {
+                                              const std::string& path,
+                                              const std::string& body) const {
   const std::string request = absl::StrCat(method, " ", path);
   const YAML::Node operation = FindOperation(root_, method, path);
   if (!operation.IsDefined() || operation.IsNull()) {

@@ -16,14 +16,16 @@ namespace fcvm::runner::firecracker::testing {
 
 class OpenApiSpec {
  public:
-  [[nodiscard]] static absl::StatusOr<OpenApiSpec> Load(const std::string& path);
+  [[nodiscard]] static absl::StatusOr<OpenApiSpec> Load(
+      const std::string& path);
 
   // info.version, e.g. "1.16.1".
   std::string version() const;
 
   // OK, or every way the request departs from the spec, one per line.
-  [[nodiscard]] absl::Status Check(const std::string& method, const std::string& path,
-                     const std::string& body) const;
+  [[nodiscard]] absl::Status Check(const std::string& method,
+                                   const std::string& path,
+                                   const std::string& body) const;
 
  private:
   explicit OpenApiSpec(YAML::Node root) : root_(std::move(root)) {}

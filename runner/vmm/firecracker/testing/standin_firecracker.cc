@@ -68,14 +68,17 @@ template <typename Message>
 bool Parse(const std::string& body, Message* message) {
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // The spec check came first.
-  return google::protobuf::util::JsonStringToMessage(body, message, options).ok();
+  return google::protobuf::util::JsonStringToMessage(body, message, options)
+      .ok();
 }
 
 class Standin {
  public:
   Standin(std::string id, std::optional<testing::OpenApiSpec> spec,
           std::string scratch)
-      : id_(std::move(id)), spec_(std::move(spec)), scratch_(std::move(scratch)) {}
+      : id_(std::move(id)),
+        spec_(std::move(spec)),
+        scratch_(std::move(scratch)) {}
 
   HttpAnswer Handle(const HttpRequest& request);
   // Blocks until InstanceStart has run QEMU, then until QEMU exits.
@@ -83,7 +86,8 @@ class Standin {
 
  private:
   HttpAnswer Start() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  HttpAnswer SetState(const std::string& body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  HttpAnswer SetState(const std::string& body)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string StateName() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
@@ -117,7 +121,8 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
     }
   }
   const std::string& path = request.path;
-  const bool body_request = request.method == "PUT" || request.method == "PATCH";
+  const bool body_request =
+      request.method == "PUT" || request.method == "PATCH";
   if (spec_.has_value()) {
     absl::Status fits =
         spec_->Check(request.method, path, body_request ? request.body : "");
@@ -143,8 +148,9 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
     if (!Parse(request.body, &action)) return Fault(400, "bad action body");
     if (action.action_type() == "InstanceStart") {
       if (started_) {
-        return Fault(400, "The requested operation is not supported after "
-                          "starting the microVM.");
+        return Fault(400,
+                     "The requested operation is not supported after "
+                     "starting the microVM.");
       }
       return Start();
     }
@@ -174,8 +180,9 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
   // Everything else configures the machine before it starts.
   if (request.method != "PUT") return Fault(400, "not in this stand-in");
   if (started_) {
-    return Fault(400, "The requested operation is not supported after "
-                      "starting the microVM.");
+    return Fault(400,
+                 "The requested operation is not supported after "
+                 "starting the microVM.");
   }
   if (path == "/machine-config") {
     MachineConfiguration machine;
@@ -189,7 +196,8 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
     Drive drive;
     if (!Parse(request.body, &drive)) return Fault(400, "bad body");
     if (drive.drive_id() != path.substr(8)) {
-      return Fault(400, "The id from the path does not match the id from the body!");
+      return Fault(400,
+                   "The id from the path does not match the id from the body!");
     }
     drives_.push_back(drive);
   } else if (absl::StartsWith(path, "/network-interfaces/")) {
@@ -209,8 +217,9 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
 
 HttpAnswer Standin::SetState(const std::string& body) {
   if (!started_) {
-    return Fault(400, "The requested operation is not supported before "
-                      "starting the microVM.");
+    return Fault(400,
+                 "The requested operation is not supported before "
+                 "starting the microVM.");
   }
   Vm vm;
   if (!Parse(body, &vm)) return Fault(400, "bad body");
@@ -228,8 +237,9 @@ HttpAnswer Standin::SetState(const std::string& body) {
 
 HttpAnswer Standin::Start() {
   if (!boot_.has_value() || boot_->kernel_image_path().empty()) {
-    return Fault(400, "Cannot start microvm that was not configured yet: no "
-                      "boot source");
+    return Fault(400,
+                 "Cannot start microvm that was not configured yet: no "
+                 "boot source");
   }
   VmSpec spec;
   spec.set_name(id_);
@@ -238,9 +248,9 @@ HttpAnswer Standin::Start() {
   // Firecracker's arguments, then QEMU's platform needs: the later
   // console= and reboot= win (reboot=t: a reset is a triple fault, which
   // QEMU's -no-reboot turns into its exit, as Firecracker exits).
-  spec.set_boot_args(absl::StrCat(
-      boot_->boot_args(),
-      spec.arch() == "x86_64" ? " reboot=t" : " console=ttyAMA0"));
+  spec.set_boot_args(
+      absl::StrCat(boot_->boot_args(),
+                   spec.arch() == "x86_64" ? " reboot=t" : " console=ttyAMA0"));
   spec.set_vcpus(machine_.has_value() ? machine_->vcpu_count() : 1);
   spec.set_memory_mib(machine_.has_value() ? machine_->mem_size_mib() : 128);
   for (const Drive& drive : drives_) {
@@ -253,7 +263,8 @@ HttpAnswer Standin::Start() {
     Nic* out = spec.add_nics();
     out->set_tap(nic.host_dev_name());
     out->set_guest_mac(nic.guest_mac());
-    if (mmds_config_.has_value() && !mmds_config_->network_interfaces().empty() &&
+    if (mmds_config_.has_value() &&
+        !mmds_config_->network_interfaces().empty() &&
         mmds_config_->network_interfaces(0) == nic.iface_id()) {
       mmds_tap = nic.host_dev_name();
     }
@@ -263,7 +274,8 @@ HttpAnswer Standin::Start() {
     // stand-in answers it on the host end of the TAP.
     SubprocessOptions ip;
     ip.argv = {"ip", "addr", "add", "169.254.169.254/32", "dev", mmds_tap};
-    if (absl::StatusOr<Subprocess::Output> added = RunCommand(ip, absl::Seconds(10));
+    if (absl::StatusOr<Subprocess::Output> added =
+            RunCommand(ip, absl::Seconds(10));
         !added.ok()) {
       return Fault(400, absl::StrCat("stand-in MMDS on ", mmds_tap, ": ",
                                      added.status().message()));
@@ -275,17 +287,20 @@ HttpAnswer Standin::Start() {
                                                   guest.headers.end());
               agent::testing::MmdsAnswer answer =
                   mmds_.Answer(guest.method, guest.path, headers);
-              return HttpAnswer{answer.status, answer.body, answer.content_type};
+              return HttpAnswer{answer.status, answer.body,
+                                answer.content_type};
             },
             "169.254.169.254", 80, mmds_tap);
     if (!server.ok()) {
-      return Fault(400, absl::StrCat("stand-in MMDS: ", server.status().message()));
+      return Fault(400,
+                   absl::StrCat("stand-in MMDS: ", server.status().message()));
     }
     mmds_server_ = std::move(*server);
   }
   qemu::Launch launch;
   const char* accel = std::getenv("FCVM_STANDIN_ACCEL");
-  launch.accel = accel != nullptr && std::string(accel) == "kvm" ? "kvm" : "tcg";
+  launch.accel =
+      accel != nullptr && std::string(accel) == "kvm" ? "kvm" : "tcg";
   launch.console = "stdio";
   launch.qmp_socket = absl::StrCat(scratch_, "/qmp.sock");
   absl::StatusOr<std::vector<std::string>> argv = qemu::QemuArgv(spec, launch);
