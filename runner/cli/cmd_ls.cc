@@ -23,6 +23,9 @@ int Ls(Context& ctx, bool json) {
         shown.set_error(std::string(vm.entry.state.status().message()));
       std::string item;
       (void)google::protobuf::util::MessageToJsonString(shown, &item);
+      // Not in the state file: whether the owner lives, as inspect says.
+      item.insert(1, vm.owner_alive ? "\"ownerAlive\":true,"
+                                    : "\"ownerAlive\":false,");
       items.push_back(item);
     }
     std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());

@@ -189,6 +189,10 @@ std::string StateStore::VmDir(const std::string& name) const {
     const std::string& name) const {
   RETURN_IF_ERROR(ValidateVmName(name));
   RETURN_IF_ERROR(CheckRoot(/*create=*/false));
+  return ReadChecked(name);
+}
+
+absl::StatusOr<VmState> StateStore::ReadChecked(const std::string& name) const {
   const std::string path = absl::StrCat(VmDir(name), "/", kStateFile);
   absl::StatusOr<std::string> bytes = ReadFile(path);
   if (!bytes.ok()) {
@@ -210,7 +214,7 @@ std::string StateStore::VmDir(const std::string& name) const {
   RETURN_IF_ERROR(ValidateVmName(name));
   RETURN_IF_ERROR(CheckRoot(/*create=*/false));
   ASSIGN_OR_RETURN(UniqueFd lock, Lock(name));
-  ASSIGN_OR_RETURN(VmState state, Read(name));
+  ASSIGN_OR_RETURN(VmState state, ReadChecked(name));
   change(state);
   RETURN_IF_ERROR(Write(VmDir(name), state));
   return state;
@@ -227,14 +231,24 @@ std::string StateStore::VmDir(const std::string& name) const {
     return absl::InternalError(
         absl::StrCat("listing ", vms, ": ", error.message()));
   }
+  // Names sorted first: sorting the read states would move every message
+  // some log2(N) times (a quarter of `ls`'s time over 1000 VMs).
+  std::vector<std::string> names;
   for (const std::filesystem::directory_entry& entry : it) {
-    const std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, ".")) continue;  // A claim in progress.
-    entries.push_back({name, VmDir(name), Read(name)});
+    std::string name = entry.path().filename().string();
+    if (!absl::StartsWith(name, ".")) names.push_back(std::move(name));
   }
-  std::sort(
-      entries.begin(), entries.end(),
-      [](const StoreEntry& a, const StoreEntry& b) { return a.name < b.name; });
+  std::sort(names.begin(), names.end());
+  entries.reserve(names.size());
+  for (std::string& name : names) {
+    // The root was checked once above; a name the store would never make
+    // is reported as such.
+    absl::Status valid = ValidateVmName(name);
+    absl::StatusOr<VmState> state =
+        valid.ok() ? ReadChecked(name) : absl::StatusOr<VmState>(valid);
+    std::string dir = VmDir(name);
+    entries.push_back({std::move(name), std::move(dir), std::move(state)});
+  }
   return entries;
 }
 

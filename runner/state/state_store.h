@@ -87,6 +87,9 @@ class StateStore {
 
  private:
   [[nodiscard]] absl::Status CheckRoot(bool create) const;
+  // Read() once the name and the root have been checked.
+  [[nodiscard]] absl::StatusOr<VmState> ReadChecked(
+      const std::string& name) const;
   [[nodiscard]] absl::StatusOr<UniqueFd> Lock(const std::string& name) const;
   [[nodiscard]] absl::Status Write(const std::string& dir,
                                    const VmState& state) const;
