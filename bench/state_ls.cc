@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -84,16 +84,16 @@ int main(int argc, char** argv) {
     std::vector<std::vector<double>> ms(argc);
     for (int run = 0; run < 21; ++run) {
       for (int b = 1; b < argc; ++b) {
-        const std::string command = absl::StrCat(
-            argv[b], " --state_dir ", dir, " ls", json, " >/dev/null");
+        const std::string command = absl::StrCat(argv[b], " --state_dir ", dir,
+                                                 " ls", json, " >/dev/null");
         const auto start = Clock::now();
         if (system(command.c_str()) != 0) return 1;
         ms[b].push_back(Ms(Clock::now() - start));
       }
     }
     for (int b = 1; b < argc; ++b) {
-      Report(absl::StrCat("fcvm ls", json, " of 1000 VMs (", b == 1 ? "this" : argv[b],
-                          ")")
+      Report(absl::StrCat("fcvm ls", json, " of 1000 VMs (",
+                          b == 1 ? "this" : argv[b], ")")
                  .c_str(),
              ms[b]);
     }

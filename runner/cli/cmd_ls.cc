@@ -24,8 +24,8 @@ int Ls(Context& ctx, bool json) {
       std::string item;
       (void)google::protobuf::util::MessageToJsonString(shown, &item);
       // Not in the state file: whether the owner lives, as inspect says.
-      item.insert(1, vm.owner_alive ? "\"ownerAlive\":true,"
-                                    : "\"ownerAlive\":false,");
+      item.insert(
+          1, vm.owner_alive ? "\"ownerAlive\":true," : "\"ownerAlive\":false,");
       items.push_back(item);
     }
     std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
