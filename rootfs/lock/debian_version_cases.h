@@ -1,7 +1,24 @@
 #ifndef FCVM_ROOTFS_LOCK_DEBIAN_VERSION_CASES_H_
 #define FCVM_ROOTFS_LOCK_DEBIAN_VERSION_CASES_H_
 
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "rootfs/lock/debian_version.h"
+
 namespace fcvm::rootfs {
+
+// The sign of CompareDebianVersions(a, b): -1, 0 or 1; a parse error if
+// either fails to parse.
+[[nodiscard]] inline absl::StatusOr<int> OrderOfVersions(const std::string& a,
+                                                         const std::string& b) {
+  absl::StatusOr<DebianVersion> va = ParseDebianVersion(a);
+  if (!va.ok()) return va.status();
+  absl::StatusOr<DebianVersion> vb = ParseDebianVersion(b);
+  if (!vb.ok()) return vb.status();
+  const int c = CompareDebianVersions(*va, *vb);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
 
 // A version pair and dpkg's verdict on it.
 struct VersionOrderCase {

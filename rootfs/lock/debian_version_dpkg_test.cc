@@ -63,17 +63,6 @@ std::vector<std::string> g_lockfiles;
   return *equal ? 0 : 1;
 }
 
-// Ours: -1, 0 or 1, or the parse error.
-[[nodiscard]] absl::StatusOr<int> OurOrder(const std::string& a,
-                                           const std::string& b) {
-  absl::StatusOr<DebianVersion> va = ParseDebianVersion(a);
-  if (!va.ok()) return va.status();
-  absl::StatusOr<DebianVersion> vb = ParseDebianVersion(b);
-  if (!vb.ok()) return vb.status();
-  const int c = CompareDebianVersions(*va, *vb);
-  return c < 0 ? -1 : (c > 0 ? 1 : 0);
-}
-
 // Every distinct version in the lockfiles, in the order first seen.
 [[nodiscard]] absl::StatusOr<std::vector<std::string>> LockedVersions() {
   std::vector<std::string> versions;
@@ -147,7 +136,7 @@ TEST(DebianVersionDpkgTest, SameOrderAsDpkg) {
   for (const auto& [a, b] : pairs) {
     absl::StatusOr<int> reference = DpkgOrder(*dpkg, a, b);
     ASSERT_TRUE(reference.ok()) << reference.status();
-    absl::StatusOr<int> ours = OurOrder(a, b);
+    absl::StatusOr<int> ours = OrderOfVersions(a, b);
     ASSERT_TRUE(ours.ok()) << ours.status();
     if (*ours != *reference) {
       ++disagreements;

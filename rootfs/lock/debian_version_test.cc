@@ -11,18 +11,6 @@ namespace fcvm::rootfs {
 namespace {
 
 using testing::IsOkAndHolds;
-
-// The sign of CompareDebianVersions(a, b); a parse error if either fails.
-[[nodiscard]] absl::StatusOr<int> Cmp(const std::string& a,
-                                      const std::string& b) {
-  absl::StatusOr<DebianVersion> va = ParseDebianVersion(a);
-  if (!va.ok()) return va.status();
-  absl::StatusOr<DebianVersion> vb = ParseDebianVersion(b);
-  if (!vb.ok()) return vb.status();
-  const int c = CompareDebianVersions(*va, *vb);
-  return c < 0 ? -1 : (c > 0 ? 1 : 0);
-}
-
 TEST(DebianVersionTest, ParsesParts) {
   absl::StatusOr<DebianVersion> v =
       ParseDebianVersion("1:7.2+dfsg-7+deb12u18+b3");
@@ -42,10 +30,10 @@ TEST(DebianVersionTest, HyphenInUpstreamSplitsAtLast) {
 
 TEST(DebianVersionTest, Ordering) {
   for (const VersionOrderCase& c : kVersionOrderCases) {
-    EXPECT_THAT(Cmp(c.a, c.b), IsOkAndHolds(c.order))
+    EXPECT_THAT(OrderOfVersions(c.a, c.b), IsOkAndHolds(c.order))
         << c.a << " vs " << c.b << " (" << c.why << ")";
     // The order is antisymmetric.
-    EXPECT_THAT(Cmp(c.b, c.a), IsOkAndHolds(-c.order))
+    EXPECT_THAT(OrderOfVersions(c.b, c.a), IsOkAndHolds(-c.order))
         << c.b << " vs " << c.a << " (" << c.why << ")";
   }
 }
