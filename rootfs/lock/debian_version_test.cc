@@ -11,6 +11,7 @@ namespace fcvm::rootfs {
 namespace {
 
 using testing::IsOkAndHolds;
+
 TEST(DebianVersionTest, ParsesParts) {
   absl::StatusOr<DebianVersion> v =
       ParseDebianVersion("1:7.2+dfsg-7+deb12u18+b3");
