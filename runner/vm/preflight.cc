@@ -13,32 +13,44 @@
 namespace fcvm::runner {
 
 PreflightReport RunPreflight(const FactsRequest& request) {
+  PreflightFacts facts;
+  // What `run` would gather for a default run (auto backend and accel);
+  // without a kernel, no VMM-level probe (it boots the kernel).
+  RunFlags flags;
+  flags.image = "preflight";
+  facts.have_kernel = !request.assets.kernel.empty();
+  absl::StatusOr<HostFacts> host = GatherHostFacts(flags, request);
+  if (host.ok()) {
+    facts.host = *host;
+  } else {
+    facts.gathered = host.status();
+  }
+  facts.direct = ProbeKvmDirectly();
+  facts.tun = access("/dev/net/tun", R_OK | W_OK) == 0;
+  facts.nftables = net::CheckNftables();
+  facts.user_namespaces = std::string(absl::StripAsciiWhitespace(
+      ReadFile("/proc/sys/user/max_user_namespaces").value_or("0")));
+  facts.root = geteuid() == 0;
+  facts.state_root = request.state_root;
+  facts.state = EnsurePrivateDir(request.state_root);
+  return DescribePreflight(facts);
+}
+
+PreflightReport DescribePreflight(const PreflightFacts& facts) {
   PreflightReport report;
   auto line = [&](bool ok, std::string what, std::string detail) {
     report.lines.push_back({ok, std::move(what), std::move(detail)});
   };
-  // What `run` would gather for a default run (auto backend and accel).
-  RunFlags flags;
-  flags.image = "preflight";
-  FactsRequest facts_request = request;
-  facts_request.assets.kernel.clear();  // Checked below, not refused.
-  absl::StatusOr<HostFacts> facts = GatherHostFacts(flags, facts_request);
-  HostFacts host = facts.ok() ? *facts : HostFacts();
+  const HostFacts& host = facts.host;
+  if (!facts.gathered.ok()) {
+    line(false, "host", std::string(facts.gathered.message()));
+  }
   const std::string qemu = absl::StrCat("qemu-system-", host.guest_arch);
   line(host.qemu, qemu, host.qemu ? "installed" : "not installed");
   line(!host.firecracker.empty(), "firecracker",
        host.firecracker.empty() ? "not installed" : host.firecracker);
-  const KvmVerdict direct = ProbeKvmDirectly();
-  line(direct.works, "KVM (direct probe)", direct.why);
-  const bool have_kernel = !request.assets.kernel.empty();
-  if (have_kernel) {
-    // The VMM-level verdicts need the guest kernel; gathered again with it.
-    facts_request.assets.kernel = request.assets.kernel;
-    if (absl::StatusOr<HostFacts> with = GatherHostFacts(flags, facts_request);
-        with.ok()) {
-      host.kvm_qemu = with->kvm_qemu;
-      host.kvm_firecracker = with->kvm_firecracker;
-    }
+  line(facts.direct.works, "KVM (direct probe)", facts.direct.why);
+  if (facts.have_kernel) {
     if (host.qemu)
       line(host.kvm_qemu.works, "KVM under QEMU", host.kvm_qemu.why);
     if (!host.firecracker.empty()) {
@@ -48,31 +60,34 @@ PreflightReport RunPreflight(const FactsRequest& request) {
   } else {
     line(false, "guest kernel", "none given (--kernel): VMM probes skipped");
   }
-  const bool tun = access("/dev/net/tun", R_OK | W_OK) == 0;
-  line(tun, "/dev/net/tun", tun ? "TAP devices possible" : "no TAP devices");
-  const absl::Status nft = net::CheckNftables();
-  line(nft.ok(), "libnftables",
-       nft.ok() ? "can make tables here (privileged TAP networking)"
-                : absl::StrCat(nft.message(),
-                               " (rootless modes make theirs in the VM's own "
-                               "namespace)"));
-  const std::string userns = std::string(absl::StripAsciiWhitespace(
-      ReadFile("/proc/sys/user/max_user_namespaces").value_or("0")));
-  line(userns != "0", "user namespaces", absl::StrCat("max ", userns));
+  line(facts.tun, "/dev/net/tun",
+       facts.tun ? "TAP devices possible" : "no TAP devices");
+  line(facts.nftables.ok(), "libnftables",
+       facts.nftables.ok()
+           ? "can make tables here (privileged TAP networking)"
+           : absl::StrCat(facts.nftables.message(),
+                          " (rootless modes make theirs in the VM's own "
+                          "namespace)"));
+  line(facts.user_namespaces != "0", "user namespaces",
+       absl::StrCat("max ", facts.user_namespaces));
   line(host.pasta || host.slirp4netns, "pasta / slirp4netns",
        host.pasta         ? "rootless TAP networking through pasta"
        : host.slirp4netns ? "rootless TAP networking through slirp4netns"
                           : "neither installed (Debian packages passt, "
                             "slirp4netns)");
-  line(geteuid() == 0, "root",
-       geteuid() == 0 ? "privileged networking possible"
-                      : "rootless networking only");
-  const absl::Status state = EnsurePrivateDir(request.state_root);
-  line(state.ok(), "state directory",
-       state.ok() ? request.state_root : std::string(state.message()));
-  report.usable =
-      host.qemu || (!host.firecracker.empty() &&
-                    (have_kernel ? host.kvm_firecracker.works : direct.works));
+  line(facts.root, "root",
+       facts.root ? "privileged networking possible"
+                  : "rootless networking only");
+  line(
+      facts.state.ok(), "state directory",
+      facts.state.ok() ? facts.state_root : std::string(facts.state.message()));
+  // Firecracker needs KVM that runs a guest (asked of Firecracker itself
+  // when there is a kernel to boot) and a TAP: root's or a rootless one.
+  const bool firecracker =
+      !host.firecracker.empty() &&
+      (facts.have_kernel ? host.kvm_firecracker.works : facts.direct.works) &&
+      (facts.root || host.pasta || host.slirp4netns);
+  report.usable = host.qemu || firecracker;
   return report;
 }
 

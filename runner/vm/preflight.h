@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "runner/vm/host_facts.h"
+#include "runner/vmm/kvm.h"
 
 namespace fcvm::runner {
 
@@ -27,7 +29,26 @@ struct PreflightReport {
   bool usable = false;
 };
 
+// Gathers the facts (GatherHostFacts, the direct KVM probe, nftables, the
+// state directory) and describes them.
 PreflightReport RunPreflight(const FactsRequest& request);
+
+// What preflight checks beyond HostFacts.
+struct PreflightFacts {
+  HostFacts host;
+  absl::Status gathered;        // Why `host` could not be gathered, if not.
+  bool have_kernel = false;     // The VMM-level KVM verdicts were asked.
+  KvmVerdict direct;            // ProbeKvmDirectly().
+  bool tun = false;             // /dev/net/tun usable.
+  absl::Status nftables;        // net::CheckNftables().
+  std::string user_namespaces;  // /proc/sys/user/max_user_namespaces.
+  bool root = false;
+  std::string state_root;
+  absl::Status state;  // EnsurePrivateDir(state_root).
+};
+
+// The report for `facts`. Pure.
+PreflightReport DescribePreflight(const PreflightFacts& facts);
 
 }  // namespace fcvm::runner
 

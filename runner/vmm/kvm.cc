@@ -201,7 +201,8 @@ KvmVerdict CheckKvm(const KvmCheck& check) {
     return {false, absl::StrCat("a ", check.arch, " guest on a ", HostArch(),
                                 " host: no KVM across CPUs")};
   }
-  KvmVerdict direct = ProbeKvmDirectly();
+  KvmVerdict direct =
+      check.direct_probe ? check.direct_probe() : ProbeKvmDirectly();
   if (!direct.works) return direct;
   struct stat kvm;
   struct utsname u;

@@ -44,6 +44,8 @@ struct KvmCheck {
   // Boots `kernel` under KVM with the VMM (runner/vmm/qemu/probe.h,
   // runner/vmm/firecracker/probe.h).
   std::function<VmmProbeResult()> vmm_probe;
+  // The direct probe; empty: ProbeKvmDirectly (tests give their own).
+  std::function<KvmVerdict()> direct_probe;
 };
 
 // The verdict for running `check.kernel` under `check.vmm` with KVM: the
