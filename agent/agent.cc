@@ -519,6 +519,21 @@ void Agent::CheckGeneration() {
   event.set_duration_us(MicrosSince(start));
   event.set_plan_source(source_->name());
   reporter_.Event(event);
+  // A clone's host waits for READY: probe the workload again (from here,
+  // so its duration is the clone's own), or say so at once without a port.
+  if (workload_.has_value() && ready_) {
+    workload_start_ = Clock::now();
+    if (probe_port_ == 0) {
+      AgentEvent ready = Event(AgentEvent::READY, "still running (no port)");
+      ready.set_duration_us(0);
+      reporter_.Event(ready);
+    } else {
+      ready_ = false;
+      const uint32_t timeout = plan_.readiness().timeout_seconds();
+      probe_deadline_ = After(absl::Seconds(timeout == 0 ? 120 : timeout));
+      next_probe_ = Clock::now();
+    }
+  }
 }
 
 void Agent::ReadConsoleCommands() {
@@ -530,6 +545,11 @@ void Agent::ReadConsoleCommands() {
                         line = absl::StripAsciiWhitespace(line);
                         if (line == "@fcvm stop") {
                           RequestStop("stop request on the console");
+                        } else if (line == "@fcvm reidentify") {
+                          // The host restored this VM from a snapshot: its
+                          // plan (fw_cfg, MMDS) is the clone's now.
+                          source_->Restored();
+                          CheckGeneration();
                         }
                       });
 }

@@ -40,6 +40,8 @@ Command RmCommand();
 Command GcCommand();
 Command PauseCommand();
 Command ResumeCommand();
+Command SnapshotCommand();
+Command CloneCommand();
 Command PreflightCommand();
 Command ServeCommand();
 Command NetnsHolderCommand();

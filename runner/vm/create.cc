@@ -50,7 +50,8 @@ namespace {
     return Annotate(status, absl::StrCat("VM '", state.name(), "'"));
   };
   absl::StatusOr<DiskReport> disk =
-      CreateWritableDisk(state.disk(), kWritableDiskBytes);
+      CreateWritableDisk(state.disk(), kWritableDiskBytes,
+                         launch.disk_template);
   if (!disk.ok()) return fail(disk.status());
   for (const VolumeToPrepare& volume : launch.volumes) {
     if (volume.kind != VolumeKind::kDirectory) continue;

@@ -121,6 +121,8 @@ bool CanRootless(const HostFacts& facts) {
   return mode;
 }
 
+}  // namespace
+
 agent::PortMapping ToPlanPort(const PublishedPort& port) {
   agent::PortMapping mapping;
   mapping.set_host_port(port.host_port());
@@ -135,8 +137,6 @@ agent::PortMapping ToPlanPort(const PublishedPort& port) {
   return Annotate(agent::ValidatePlan(state.spec().plan()),
                   absl::StrCat("VM '", state.name(), "': its plan"));
 }
-
-}  // namespace
 
 std::string NameFromImage(const std::string& image, const std::string& suffix) {
   std::string base = image.substr(image.find_last_of('/') + 1);

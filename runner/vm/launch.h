@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "runner/storage/volume.h"
 #include "runner/vm/run_flags.h"
 #include "runner/vmm/kvm.h"
+#include "runner/vmm/vmm.h"
 
 namespace fcvm::runner {
 
@@ -83,6 +85,11 @@ struct Launch {
   VmState state;
   std::vector<VolumeToPrepare> volumes;
   bool detach = false;
+  // The writable disk starts as a copy of this file (a clone's: its
+  // snapshot's disk); empty: blank.
+  std::string disk_template;
+  // Restore this snapshot instead of booting (a clone).
+  std::optional<RestoreSource> restore;
 };
 
 [[nodiscard]] absl::StatusOr<Launch> PlanLaunch(const RunFlags& flags,
@@ -93,6 +100,12 @@ struct Launch {
 // network state, the NIC, the guest's network identity; then checks the
 // plan again. Pure.
 [[nodiscard]] absl::Status ApplySubnet(const Subnet& subnet, Launch& launch);
+
+// The plan as the agent will read it, checked with the agent's own checks
+// and words, naming the VM.
+[[nodiscard]] absl::Status CheckPlan(const VmState& state);
+
+agent::PortMapping ToPlanPort(const PublishedPort& port);
 
 // "docker.io/library/my_app:1.25" -> "my-app-<suffix>": a valid VM name.
 std::string NameFromImage(const std::string& image, const std::string& suffix);

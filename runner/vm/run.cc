@@ -22,6 +22,7 @@ int Say(int code, const std::string& message) {
 int RunVm(StateStore& store, Launch launch,
           const std::vector<std::string>& holder_argv) {
   const bool detach = launch.detach;
+  const std::optional<RestoreSource> restore = launch.restore;
   absl::StatusOr<CreatedVm> vm = CreateVm(store, std::move(launch));
   if (!vm.ok()) return Say(1, std::string(vm.status().message()));
   const VmState& state = vm->state;
@@ -38,6 +39,7 @@ int RunVm(StateStore& store, Launch launch,
   SuperviseOptions options;
   options.progress = true;  // Foreground: stderr; detached: supervisor.log.
   options.holder_argv = holder_argv;
+  options.restore = restore;
   auto supervise = [&](Lease lease, SuperviseOptions& with) {
     return Supervise(store, state, std::move(lease), *vmm, with);
   };

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "base/unix_socket.h"
 #include "runner/net/vm_network.h"
 #include "runner/state/process.h"
+#include "runner/storage/disk.h"
 #include "runner/vm/console.h"
 #include "runner/vm/control.h"
 #include "runner/vm/log_file.h"
@@ -110,6 +112,7 @@ class Supervisor {
   void RequestStop(const std::string& why);
   void OnControl(ControlClient& client);
   ControlReply Control(const ControlRequest& request);
+  ControlReply TakeSnapshot(const ControlRequest::Snapshot& request);
   // The end before the VMM ran: network down, state FAILED, 125.
   int FailBeforeStart(const absl::Status& status);
   // Tears down, writes the last state, returns the exit code.
@@ -140,6 +143,9 @@ void Supervisor::OnEvent(const AgentEvent& event) {
     case AgentEvent::AGENT_STARTED:
       Phase("agent up", guest);
       break;
+    case AgentEvent::IDENTITY_APPLIED:
+      Record([&](VmState& s) { s.set_generation(event.generation()); });
+      break;
     case AgentEvent::IMAGE_READY:
       Phase("image loaded", guest);
       break;
@@ -167,6 +173,11 @@ void Supervisor::OnEvent(const AgentEvent& event) {
       break;
     case AgentEvent::RESTARTING:
       Progress(event.message());
+      break;
+    case AgentEvent::REIDENTIFIED:
+      Phase("identity applied", guest);
+      Progress(event.message());
+      Record([&](VmState& s) { s.set_generation(event.generation()); });
       break;
     default:
       break;
@@ -218,6 +229,7 @@ ControlReply Supervisor::Control(const ControlRequest& request) {
   if (!vmm_.Capabilities().pause) {
     return refuse(absl::StrCat(vmm_.Describe(), " cannot pause a VM"));
   }
+  if (request.has_snapshot()) return TakeSnapshot(request.snapshot());
   if (request.has_pause()) {
     if (!paused_) {
       if (absl::Status paused = vmm_.Pause(dir()); !paused.ok()) {
@@ -239,6 +251,74 @@ ControlReply Supervisor::Control(const ControlRequest& request) {
       Progress("resumed");
     }
   }
+  reply.set_ok(true);
+  reply.set_phase(VmState::Phase_Name(state_.phase()));
+  return reply;
+}
+
+ControlReply Supervisor::TakeSnapshot(const ControlRequest::Snapshot& request) {
+  ControlReply reply;
+  auto refuse = [&](const std::string& why) {
+    reply.set_error(absl::StrCat("VM '", name(), "': snapshot: ", why));
+    reply.set_phase(VmState::Phase_Name(state_.phase()));
+    return reply;
+  };
+  if (!vmm_.Capabilities().snapshot) {
+    return refuse(absl::StrCat(vmm_.Describe(), " cannot snapshot a VM"));
+  }
+  if (state_.volumes_size() > 0) {
+    // Their disks would have to be copied and matched at restore too.
+    return refuse("a VM with volumes (-v) cannot be snapshotted yet");
+  }
+  const bool was_paused = paused_;
+  const absl::Time start = absl::Now();
+  if (!paused_) {
+    if (absl::Status paused = vmm_.Pause(dir()); !paused.ok()) {
+      return refuse(std::string(paused.message()));
+    }
+  }
+  auto resume = [&] {
+    if (was_paused) return absl::OkStatus();
+    return vmm_.Resume(dir());
+  };
+  absl::StatusOr<SnapshotReport> taken = vmm_.Snapshot(dir(), request.dir());
+  if (!taken.ok()) {
+    (void)resume();
+    return refuse(std::string(taken.status().message()));
+  }
+  // The disk as the stopped guest left it: QEMU drained its requests at
+  // the pause, and what the guest had not written yet is in the memory.
+  struct stat st;
+  absl::StatusOr<DiskReport> disk =
+      stat(state_.disk().c_str(), &st) != 0
+          ? absl::StatusOr<DiskReport>(
+                ErrnoStatus(absl::StrCat("the writable disk ", state_.disk())))
+          : CreateWritableDisk(absl::StrCat(request.dir(), "/", kSnapshotDisk),
+                               static_cast<uint64_t>(st.st_size),
+                               state_.disk());
+  if (!disk.ok()) {
+    (void)resume();
+    return refuse(std::string(disk.status().message()));
+  }
+  SnapshotTaken& numbers = *reply.mutable_snapshot();
+  numbers.set_state_us(absl::ToInt64Microseconds(taken->state_took));
+  numbers.set_memory_us(absl::ToInt64Microseconds(taken->memory_took));
+  numbers.set_memory_method(taken->memory_method);
+  numbers.set_disk_us(absl::ToInt64Microseconds(disk->took));
+  numbers.set_disk_method(disk->method);
+  if (request.stop()) {
+    paused_ = true;  // RequestStop resumes it for the agent to hear.
+    RequestStop("snapshot --stop");
+  } else if (absl::Status resumed = resume(); !resumed.ok()) {
+    paused_ = true;
+    phase_before_pause_ = state_.phase();
+    Record([](VmState& s) { s.set_phase(VmState::PAUSED); });
+    return refuse(absl::StrCat("taken, but the VM did not resume: ",
+                               resumed.message()));
+  }
+  numbers.set_paused_us(absl::ToInt64Microseconds(absl::Now() - start));
+  Progress(absl::StrCat("snapshot written to ", request.dir(), " (paused ",
+                        numbers.paused_us() / 1000, " ms)"));
   reply.set_ok(true);
   reply.set_phase(VmState::Phase_Name(state_.phase()));
   return reply;
@@ -294,8 +374,10 @@ int Supervisor::Finish(const std::string& last_words) {
         error_ = absl::StrCat("network teardown: ", down.message());
     }
   }
-  for (const char* socket : {"qmp.sock", "api.sock", kControlSocket}) {
-    unlink(absl::StrCat(dir(), "/", socket).c_str());
+  // The VM's RAM (QEMU keeps it in a file) ends with the VM.
+  for (const char* file : {"qmp.sock", "api.sock", kControlSocket,
+                           kVmMemoryFile}) {
+    unlink(absl::StrCat(dir(), "/", file).c_str());
   }
   const int64_t wall = WallMs();
   // The last write; the lease goes when this process exits.
@@ -404,9 +486,19 @@ int Supervisor::Run() {
     s.set_vmm_pid(pid);
     s.set_vmm_start_ticks(vmm_ticks);
   });
-  Phase("vmm started", 0);
+  Phase(options_.restore.has_value() ? "restored" : "vmm started", 0);
   Progress(absl::StrCat(vmm_.Describe(), ", pid ", pid, "; console log ", dir(),
                         "/", kConsoleLog));
+  if (options_.restore.has_value()) {
+    // The guest runs on where its snapshot stopped: tell its agent at once
+    // that it is a clone, so it reads its new plan (this VM's fw_cfg or
+    // MMDS) and re-identifies before anything else.
+    if (absl::Status told = WriteAll(vmm_process_->stdin_pipe().get(),
+                                     "\n@fcvm reidentify\n", "the VM's console");
+        !told.ok()) {
+      Progress(absl::StrCat("reidentify request: ", told.message()));
+    }
+  }
 
   bool out_open = true, err_open = true, vmm_exited = false;
   bool saw_console = false;

@@ -95,8 +95,8 @@ class ScriptVmm : public Vmm {
     return kill(pid_, SIGCONT) == 0 ? absl::OkStatus()
                                     : absl::InternalError("SIGCONT");
   }
-  [[nodiscard]] absl::Status Snapshot(const std::string&,
-                                      const std::string&) override {
+  [[nodiscard]] absl::StatusOr<SnapshotReport> Snapshot(
+      const std::string&, const std::string&) override {
     return absl::UnimplementedError("no");
   }
   void ForceStop(Subprocess& vmm, const std::string& dir) override {

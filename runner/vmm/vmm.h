@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/subprocess.h"
 #include "runner/vmm/vm_spec.pb.h"
 
@@ -33,6 +34,21 @@ struct RestoreSource {
   std::string snapshot_dir;  // Device state and memory, as Snapshot wrote.
   MemoryBackend memory = MemoryBackend::kFile;
   std::string uffd_socket;  // kUffd: the memory server's socket.
+};
+
+// The files of a snapshot directory, whichever backend wrote them.
+inline constexpr char kSnapshotStateFile[] = "vmstate";  // CPUs and devices.
+inline constexpr char kSnapshotMemoryFile[] = "memory";  // Guest RAM.
+inline constexpr char kSnapshotDisk[] = "disk";  // The writable disk's copy.
+// A running VM's RAM, in its directory, where the backend keeps it in a
+// file (QEMU: so a snapshot can copy it while the VM is stopped).
+inline constexpr char kVmMemoryFile[] = "memory";
+
+// What Snapshot did, for the manifest and the numbers.
+struct SnapshotReport {
+  absl::Duration state_took;   // Device state written.
+  absl::Duration memory_took;  // Memory frozen into the snapshot.
+  std::string memory_method;   // "reflink", "sparse copy", "written".
 };
 
 // What a backend can do, for policy (`run`, `snapshot`) to decide on.
@@ -68,8 +84,10 @@ class Vmm {
   // directory is `dir`.
   [[nodiscard]] virtual absl::Status Pause(const std::string& dir) = 0;
   [[nodiscard]] virtual absl::Status Resume(const std::string& dir) = 0;
-  // Writes the paused VM's device state and memory into `snapshot_dir`.
-  [[nodiscard]] virtual absl::Status Snapshot(
+  // Writes the paused VM's device state and memory into `snapshot_dir`
+  // (an existing, empty directory): kSnapshotStateFile, kSnapshotMemoryFile.
+  // The VM stays paused; nothing written there changes afterwards.
+  [[nodiscard]] virtual absl::StatusOr<SnapshotReport> Snapshot(
       const std::string& dir, const std::string& snapshot_dir) = 0;
 
   // Ends a VM whose guest did not power off: the VMM's own way where it

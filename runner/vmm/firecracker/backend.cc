@@ -82,7 +82,7 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
   return SetVmState(dir, "Resumed");
 }
 
-[[nodiscard]] absl::Status FirecrackerVmm::Snapshot(
+[[nodiscard]] absl::StatusOr<SnapshotReport> FirecrackerVmm::Snapshot(
     const std::string& dir, const std::string& snapshot_dir) {
   (void)dir;
   return absl::UnimplementedError(

@@ -27,7 +27,8 @@ class FirecrackerVmm : public Vmm {
       const RestoreSource& source) override;
   [[nodiscard]] absl::Status Pause(const std::string& dir) override;
   [[nodiscard]] absl::Status Resume(const std::string& dir) override;
-  [[nodiscard]] absl::Status Snapshot(const std::string& dir,
+  [[nodiscard]] absl::StatusOr<SnapshotReport> Snapshot(
+      const std::string& dir,
                                       const std::string& snapshot_dir) override;
   // SIGKILL. Firecracker has no request that ends the VM: SendCtrlAltDel
   // exists on x86_64 only, and fcvm-init takes Ctrl-Alt-Del as one more

@@ -166,7 +166,7 @@ TEST_F(BackendTest, RestoreAndSnapshotAreNotThereYetAndSaySo) {
   RestoreSource source{"/snapshots/web", MemoryBackend::kUffd, "/run/x.sock"};
   EXPECT_EQ(vmm.Restore(Spec(), dir_, source).status().code(),
             absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(vmm.Snapshot(dir_, "/snapshots/web").code(),
+  EXPECT_EQ(vmm.Snapshot(dir_, "/snapshots/web").status().code(),
             absl::StatusCode::kUnimplemented);
   EXPECT_EQ(vmm.GuestBlockDevice(2), "/dev/vdc");
 }

@@ -38,18 +38,23 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   }
   const bool kvm = launch.accel == "kvm";
   std::vector<std::string> argv;
+  // The memory-backend property names the backend object below.
+  const std::string memory_property =
+      launch.memory_file.empty() ? "" : ",memory-backend=mem";
   if (x86) {
-    argv = {"qemu-system-x86_64", "-M", "microvm,acpi=off"};
+    argv = {"qemu-system-x86_64", "-M",
+            absl::StrCat("microvm,acpi=off", memory_property)};
     if (kvm) argv.insert(argv.end(), {"-cpu", "host"});
   } else {
-    argv = {"qemu-system-aarch64", "-M", "virt", "-cpu",
-            kvm ? "host" : "cortex-a57"};
+    argv = {"qemu-system-aarch64", "-M", absl::StrCat("virt", memory_property),
+            "-cpu", kvm ? "host" : "cortex-a57"};
   }
+  const uint32_t memory_mib = spec.memory_mib() == 0 ? 512 : spec.memory_mib();
   const bool fw_cfg = !launch.plan_file.empty() || !launch.fw_cfg.empty();
   argv.insert(
       argv.end(),
       {"-accel", launch.accel, "-m",
-       absl::StrCat(spec.memory_mib() == 0 ? 512 : spec.memory_mib()), "-smp",
+       absl::StrCat(memory_mib), "-smp",
        absl::StrCat(spec.vcpus() == 0 ? 1 : spec.vcpus()), "-nodefaults",
        "-no-user-config", "-display", "none", "-serial", launch.console,
        "-no-reboot", "-kernel", spec.kernel(), "-append",
@@ -58,6 +63,14 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
        "-device", "virtio-rng-device"});
   if (!spec.initrd().empty())
     argv.insert(argv.end(), {"-initrd", spec.initrd()});
+  if (!launch.memory_file.empty()) {
+    // Its size must be -m's, or QEMU refuses the machine.
+    argv.insert(argv.end(),
+                {"-object",
+                 absl::StrCat("memory-backend-file,id=mem,size=", memory_mib,
+                              "M,mem-path=", QemuOptValue(launch.memory_file),
+                              ",share=", launch.memory_shared ? "on" : "off")});
+  }
   // virt (aarch64) probes virtio-mmio slots from the top: the device added
   // last becomes vda. Add drives in reverse there so vda is disks[0].
   const int disks = spec.disks_size();
@@ -127,6 +140,7 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
                 {"-qmp", absl::StrCat("unix:", QemuOptValue(launch.qmp_socket),
                                       ",server=on,wait=off")});
   }
+  if (launch.incoming) argv.insert(argv.end(), {"-incoming", "defer"});
   return argv;
 }
 

@@ -24,6 +24,15 @@ struct Launch {
   std::string plan_file;
   // More fw_cfg files: name -> host path.
   std::vector<std::pair<std::string, std::string>> fw_cfg;
+  // Guest RAM in this file (memory-backend-file) instead of anonymous
+  // memory; empty: anonymous. Shared (MAP_SHARED, the VM's own RAM, which a
+  // snapshot can copy while the VM is stopped) or private (MAP_PRIVATE, a
+  // clone's view of a snapshot's memory: clean pages stay shared in the
+  // page cache, writes are the clone's own).
+  std::string memory_file;
+  bool memory_shared = true;
+  // Start with -incoming defer: the VM's state comes by migrate-incoming.
+  bool incoming = false;
 };
 
 // The console and platform arguments QEMU's guests need. Without ACPI the

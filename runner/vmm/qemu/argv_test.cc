@@ -50,6 +50,31 @@ TEST(QemuArgvTest, Aarch64VirtAddsDrivesInReverseSoVdaIsTheFirst) {
   EXPECT_LT(line.find("drive=d1"), line.find("drive=d0"));
 }
 
+// Guest RAM in a file: the VM's own (shared, so a snapshot can copy it)
+// or a snapshot's seen privately (a clone), the backend named by the
+// machine on both CPUs, and a clone waits for its state.
+TEST(QemuArgvTest, MemoryInAFileSharedOrPrivateAndIncoming) {
+  Launch launch;
+  launch.memory_file = "/run/fcvm/vms/web/memory";
+  for (const char* arch : {"x86_64", "aarch64"}) {
+    const std::string line = Line(Spec(arch), launch);
+    EXPECT_THAT(line, HasSubstr(",memory-backend=mem ")) << arch;
+    EXPECT_THAT(line, HasSubstr("-object memory-backend-file,id=mem,"
+                                "size=1024M,mem-path=/run/fcvm/vms/web/"
+                                "memory,share=on"))
+        << arch;
+    EXPECT_THAT(line, Not(HasSubstr("-incoming"))) << arch;
+  }
+  launch.memory_shared = false;
+  launch.memory_file = "/snap/t,1/memory";
+  launch.incoming = true;
+  const std::string clone = Line(Spec("x86_64"), launch);
+  EXPECT_THAT(clone, HasSubstr("mem-path=/snap/t,,1/memory,share=off"));
+  EXPECT_THAT(clone, HasSubstr(" -incoming defer"));
+  // Without a file: anonymous RAM, no backend property.
+  EXPECT_THAT(Line(Spec("x86_64")), Not(HasSubstr("memory-backend")));
+}
+
 // A comma in a path would end QEMU's option there (or add options of the
 // user's choosing): every path in option syntax has its commas doubled.
 TEST(QemuArgvTest, CommasInPathsAreEscaped) {

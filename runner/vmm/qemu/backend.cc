@@ -1,9 +1,18 @@
 #include "runner/vmm/qemu/backend.h"
 
+#include <poll.h>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/status.h"
 #include "google/protobuf/util/json_util.h"
+#include "runner/storage/disk.h"
 #include "runner/vmm/qemu/argv.h"
 #include "runner/vmm/qemu/qmp.h"
 
@@ -33,6 +42,98 @@ namespace {
   return it->second.string_value();
 }
 
+[[nodiscard]] absl::StatusOr<google::protobuf::Struct> Arguments(
+    const std::string& json) {
+  google::protobuf::Struct arguments;
+  if (!google::protobuf::util::JsonStringToMessage(json, &arguments).ok()) {
+    return absl::InternalError(absl::StrCat("QMP arguments: ", json));
+  }
+  return arguments;
+}
+
+// {"uri": URI}, for migrate and migrate-incoming.
+google::protobuf::Struct UriArgument(const std::string& uri) {
+  google::protobuf::Struct arguments;
+  (*arguments.mutable_fields())["uri"].set_string_value(uri);
+  return arguments;
+}
+
+// The plan as JSON padded with spaces to a multiple of 4 KiB. A clone's
+// plan replaces its snapshot's in fw_cfg, and Linux's fw_cfg sysfs driver
+// (aarch64 virt) keeps each file's size from boot: the clone's plan must
+// fit the size the guest saw. JSON ignores the trailing blanks.
+[[nodiscard]] absl::StatusOr<std::string> PaddedPlanJson(
+    const fcvm::agent::Plan& plan) {
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(plan, &json).ok()) {
+    return absl::InternalError("the plan does not print as JSON");
+  }
+  constexpr size_t kBlock = 4096;
+  json.resize((json.size() / kBlock + 1) * kBlock, ' ');
+  json.back() = '\n';
+  return json;
+}
+
+// '...' for /bin/sh, which runs QEMU's exec: migration URIs.
+std::string ShellQuote(const std::string& word) {
+  return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
+}
+
+// Both ends of a migration must skip the RAM that lives in the shared
+// file (x-ignore-shared): the stream then carries only CPU and device
+// state, and the memory file is the snapshot's memory.
+[[nodiscard]] absl::Status IgnoreSharedMemory(QmpClient& qmp) {
+  ASSIGN_OR_RETURN(
+      google::protobuf::Struct arguments,
+      Arguments(R"({"capabilities":[{"capability":"x-ignore-shared",)"
+                R"("state":true}]})"));
+  return qmp.Execute("migrate-set-capabilities", arguments).status();
+}
+
+// Polls query-migrate until the migration completed (QEMU 7.2 sends no
+// event for it without the "events" capability, and this is a few ms).
+[[nodiscard]] absl::Status AwaitMigration(QmpClient& qmp,
+                                          const std::string& what,
+                                          absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    ASSIGN_OR_RETURN(google::protobuf::Value answer,
+                     qmp.Execute("query-migrate"));
+    const auto& fields = answer.struct_value().fields();
+    auto status = fields.find("status");
+    const std::string state =
+        status == fields.end() ? "" : status->second.string_value();
+    if (state == "completed") return absl::OkStatus();
+    if (state == "failed" || state == "cancelled") {
+      auto why = fields.find("error-desc");
+      return absl::DataLossError(absl::StrCat(
+          what, " ", state,
+          why == fields.end() ? "" : absl::StrCat(": ", why->second.string_value())));
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          what, " not completed in ", absl::FormatDuration(timeout),
+          " (QEMU says '", state, "')"));
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
+// The last line QEMU wrote on stderr, once it has exited (why it refused
+// a state or a file).
+std::string LastWords(Subprocess& process) {
+  std::string text;
+  char buffer[4096];
+  pollfd fd = {process.stderr_pipe().get(), POLLIN, 0};
+  while (fd.fd >= 0 && poll(&fd, 1, 1000) > 0) {
+    const ssize_t n = read(fd.fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    text.append(buffer, n);
+  }
+  absl::string_view trimmed = absl::StripTrailingAsciiWhitespace(text);
+  return std::string(trimmed.substr(trimmed.rfind('\n') + 1));
+}
+
 }  // namespace
 
 std::string QmpSocket(const std::string& dir) {
@@ -46,6 +147,8 @@ std::string QemuVmm::Describe() const {
 VmmCapabilities QemuVmm::Capabilities() const {
   VmmCapabilities capabilities;
   capabilities.pause = true;
+  capabilities.snapshot = true;
+  capabilities.restore_file = true;
   capabilities.user_network = true;
   return capabilities;
 }
@@ -56,18 +159,13 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return VirtioBlockDevice(index);
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Start(
-    const VmSpec& spec, const std::string& dir) {
-  Launch launch;
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Launch(
+    const VmSpec& spec, const std::string& dir, qemu::Launch launch) {
   launch.accel = accel_;
   launch.console = "stdio";
   launch.qmp_socket = QmpSocket(dir);
   launch.plan_file = absl::StrCat(dir, "/plan.json");
-  std::string plan;
-  if (!google::protobuf::util::MessageToJsonString(spec.plan(), &plan).ok()) {
-    return absl::InternalError(absl::StrCat(
-        "VM '", spec.name(), "': the plan does not print as JSON"));
-  }
+  ASSIGN_OR_RETURN(std::string plan, PaddedPlanJson(spec.plan()));
   RETURN_IF_ERROR(WriteFileAtomically(launch.plan_file, plan, 0600));
   SubprocessOptions options;
   ASSIGN_OR_RETURN(std::vector<std::string> argv, QemuArgv(spec, launch));
@@ -78,12 +176,75 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return Subprocess::Start(std::move(options));
 }
 
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Start(
+    const VmSpec& spec, const std::string& dir) {
+  qemu::Launch launch;
+  // RAM in a file of the VM's own (shared): a snapshot copies it while the
+  // VM is stopped. It goes with the VM (Finish, rm).
+  launch.memory_file = absl::StrCat(dir, "/", kVmMemoryFile);
+  return Launch(spec, dir, std::move(launch));
+}
+
 [[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Restore(
     const VmSpec& spec, const std::string& dir, const RestoreSource& source) {
-  (void)dir;
-  return absl::UnimplementedError(absl::StrCat(
-      "VM '", spec.name(), "': restoring ", source.snapshot_dir,
-      " under QEMU is not implemented yet (the snapshot commands bring it)"));
+  const std::string where =
+      absl::StrCat("VM '", spec.name(), "': restoring ", source.snapshot_dir);
+  if (source.memory != MemoryBackend::kFile) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": QEMU restores from the memory file only (--mem-backend "
+               "file); the userfaultfd server serves Firecracker"));
+  }
+  qemu::Launch launch;
+  // The snapshot's memory, privately: clean pages are shared with every
+  // other clone through the page cache; the file itself never changes.
+  launch.memory_file =
+      absl::StrCat(source.snapshot_dir, "/", kSnapshotMemoryFile);
+  launch.memory_shared = false;
+  launch.incoming = true;
+  ASSIGN_OR_RETURN(Subprocess process, Launch(spec, dir, std::move(launch)));
+  auto fail = [&](const absl::Status& status) -> absl::Status {
+    (void)process.Kill();
+    const std::string words = LastWords(process);
+    return absl::Status(
+        status.code(),
+        absl::StrCat(where, ": ", status.message(),
+                     words.empty() ? "" : absl::StrCat(" (QEMU: ", words, ")")));
+  };
+  // QEMU makes its socket a moment after it starts; if it exits first
+  // (a file it cannot open), say so at once instead of waiting.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::optional<QmpClient> qmp;
+  while (!qmp.has_value()) {
+    absl::StatusOr<QmpClient> connected =
+        QmpClient::Connect(QmpSocket(dir), absl::Milliseconds(20));
+    if (connected.ok()) {
+      qmp.emplace(std::move(*connected));
+    } else if (pollfd exited = {process.exit_fd(), POLLIN, 0};
+               poll(&exited, 1, 0) > 0) {
+      return fail(absl::FailedPreconditionError("QEMU exited at start"));
+    } else if (absl::Now() > deadline) {
+      return fail(connected.status());
+    }
+  }
+  if (absl::Status ignore = IgnoreSharedMemory(*qmp); !ignore.ok()) {
+    return fail(ignore);
+  }
+  const google::protobuf::Struct incoming = UriArgument(absl::StrCat(
+      "exec:cat ", ShellQuote(absl::StrCat(source.snapshot_dir, "/",
+                                           kSnapshotStateFile))));
+  if (absl::Status in = qmp->Execute("migrate-incoming", incoming).status();
+      !in.ok()) {
+    return fail(in);
+  }
+  if (absl::Status done =
+          AwaitMigration(*qmp, "loading the device state", absl::Seconds(30));
+      !done.ok()) {
+    return fail(done);
+  }
+  if (absl::Status cont = qmp->Execute("cont").status(); !cont.ok()) {
+    return fail(cont);
+  }
+  return process;
 }
 
 [[nodiscard]] absl::Status QemuVmm::Pause(const std::string& dir) {
@@ -106,13 +267,35 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::Status QemuVmm::Snapshot(const std::string& dir,
-                                             const std::string& snapshot_dir) {
-  (void)dir;
-  return absl::UnimplementedError(
-      absl::StrCat("snapshot to ", snapshot_dir,
-                   " under QEMU is not implemented yet (the snapshot "
-                   "commands bring it)"));
+[[nodiscard]] absl::StatusOr<SnapshotReport> QemuVmm::Snapshot(
+    const std::string& dir, const std::string& snapshot_dir) {
+  SnapshotReport report;
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(QmpClient qmp,
+                   QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
+  RETURN_IF_ERROR(IgnoreSharedMemory(qmp));
+  const std::string state_file =
+      absl::StrCat(snapshot_dir, "/", kSnapshotStateFile);
+  const google::protobuf::Struct arguments = UriArgument(
+      absl::StrCat("exec:umask 077 && cat > ", ShellQuote(state_file)));
+  RETURN_IF_ERROR(qmp.Execute("migrate", arguments).status());
+  RETURN_IF_ERROR(
+      AwaitMigration(qmp, "writing the device state", absl::Seconds(60)));
+  report.state_took = absl::Now() - start;
+  // Frozen while the VM is stopped: the running VM keeps writing its own
+  // file after it resumes; the snapshot's copy never changes.
+  const std::string memory = absl::StrCat(dir, "/", kVmMemoryFile);
+  struct stat st;
+  if (stat(memory.c_str(), &st) != 0) {
+    return ErrnoStatus(absl::StrCat("the VM's memory file ", memory));
+  }
+  ASSIGN_OR_RETURN(
+      DiskReport copied,
+      CreateWritableDisk(absl::StrCat(snapshot_dir, "/", kSnapshotMemoryFile),
+                         static_cast<uint64_t>(st.st_size), memory));
+  report.memory_took = copied.took;
+  report.memory_method = copied.method;
+  return report;
 }
 
 void QemuVmm::ForceStop(Subprocess& vmm, const std::string& dir) {

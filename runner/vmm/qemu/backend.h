@@ -3,15 +3,19 @@
 
 #include <string>
 
+#include "runner/vmm/qemu/argv.h"
 #include "runner/vmm/vmm.h"
 
 namespace fcvm::runner::qemu {
 
 // QEMU as a VMM: the plan in fw_cfg (plan.json in the VM's directory), QMP
-// on qmp.sock there, the serial console on stdio. Pause and resume are QMP
-// `stop` and `cont`. Snapshots and restores come with the snapshot
-// commands (runner/snapshot/); until then they are refused, and
-// Capabilities says so.
+// on qmp.sock there, the serial console on stdio, guest RAM in a file of
+// the VM's directory (memory-backend-file, shared). Pause and resume are
+// QMP `stop` and `cont`. A snapshot is a migration with x-ignore-shared
+// (CPU and device state only) into vmstate, plus a copy of the RAM file
+// made while the VM is stopped; a restore maps that copy privately
+// (share=off: clean pages shared between clones through the page cache)
+// and loads the state with -incoming defer and migrate-incoming.
 class QemuVmm : public Vmm {
  public:
   explicit QemuVmm(std::string accel) : accel_(std::move(accel)) {}
@@ -26,12 +30,16 @@ class QemuVmm : public Vmm {
       const RestoreSource& source) override;
   [[nodiscard]] absl::Status Pause(const std::string& dir) override;
   [[nodiscard]] absl::Status Resume(const std::string& dir) override;
-  [[nodiscard]] absl::Status Snapshot(const std::string& dir,
+  [[nodiscard]] absl::StatusOr<SnapshotReport> Snapshot(
+      const std::string& dir,
                                       const std::string& snapshot_dir) override;
   // QMP `quit`, then SIGKILL.
   void ForceStop(Subprocess& vmm, const std::string& dir) override;
 
  private:
+  [[nodiscard]] absl::StatusOr<Subprocess> Launch(const VmSpec& spec,
+                                                  const std::string& dir,
+                                                  qemu::Launch launch);
   std::string accel_;
 };
 

@@ -1,0 +1,213 @@
+#include "runner/snapshot/clone.h"
+
+#include <cstdio>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "base/free_port.h"
+#include "base/status.h"
+#include "runner/snapshot/machine.h"
+#include "runner/vm/host_facts.h"
+#include "runner/vm/run.h"
+#include "runner/vmm/vmm.h"
+
+namespace fcvm::runner {
+namespace {
+
+int Say(int code, const std::string& message) {
+  std::fprintf(stderr, "fcvm: %s\n", message.c_str());
+  return code;
+}
+
+// Host ports for every clone, none twice (a port found free is not bound
+// until QEMU starts, so two clones could otherwise be given the same).
+[[nodiscard]] absl::StatusOr<std::vector<std::vector<PublishedPort>>>
+ChooseHostPorts(const SnapshotManifest& manifest, const CloneRequest& request) {
+  std::vector<std::vector<PublishedPort>> all;
+  std::set<uint32_t> taken;
+  for (int i = 0; i < request.count; ++i) {
+    std::vector<PublishedPort> ports = ClonePorts(manifest, request, i);
+    for (PublishedPort& port : ports) {
+      if (port.host_port() != 0) {
+        if (!taken.insert(port.host_port()).second) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "host port ", port.host_port(), " is published twice"));
+        }
+        continue;
+      }
+      for (int attempt = 0; port.host_port() == 0; ++attempt) {
+        if (attempt == 100) {
+          return absl::ResourceExhaustedError("no free port on 127.0.0.1");
+        }
+        ASSIGN_OR_RETURN(uint16_t free,
+                         FreeLoopbackPort(0, port.protocol() == "udp"));
+        if (taken.insert(free).second) port.set_host_port(free);
+      }
+    }
+    all.push_back(std::move(ports));
+  }
+  return all;
+}
+
+}  // namespace
+
+std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
+                                      const CloneRequest& request, int index) {
+  std::vector<PublishedPort> ports;
+  if (request.ports.empty()) {
+    for (PublishedPort port : manifest.source().ports()) {
+      port.set_host_port(0);
+      ports.push_back(port);
+    }
+    return ports;
+  }
+  for (PublishedPort port : request.ports) {
+    if (port.host_port() != 0) port.set_host_port(port.host_port() + index);
+    ports.push_back(port);
+  }
+  return ports;
+}
+
+[[nodiscard]] absl::StatusOr<std::vector<Launch>> PlanClones(
+    const SnapshotManifest& manifest, const std::string& snapshot_dir,
+    const CloneRequest& request, const std::string& state_root,
+    const std::vector<LaunchSeeds>& seeds,
+    const std::vector<std::vector<PublishedPort>>& host_ports) {
+  const std::string what = absl::StrCat("clone of snapshot '", manifest.tag(), "'");
+  if (request.count < 1 || request.count > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--count ", request.count, ": 1 to 1000"));
+  }
+  if (static_cast<int>(seeds.size()) != request.count ||
+      static_cast<int>(host_ports.size()) != request.count) {
+    return absl::InternalError("clone seeds or ports are incomplete");
+  }
+  const VmState& source = manifest.source();
+  if (source.backend() != "qemu") {
+    return absl::UnimplementedError(absl::StrCat(
+        what, ": restoring a ", source.backend(),
+        " snapshot is not implemented yet (QEMU only)"));
+  }
+  if (request.memory != MemoryBackend::kFile) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": --mem-backend uffd serves Firecracker; QEMU clones map the "
+              "snapshot's memory file (--mem-backend file)"));
+  }
+  const std::string mode = source.network().mode();
+  if (mode != "user" && mode != "none") {
+    return absl::UnimplementedError(absl::StrCat(
+        what, ": its VM ran on a '", mode,
+        "' network; clones of TAP-networked VMs need a network namespace "
+        "each and are not implemented yet (snapshot a VM run with "
+        "--network user)"));
+  }
+  if (source.volumes_size() > 0) {
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": its VM had volumes (-v): not implemented yet"));
+  }
+  const std::string prefix = request.prefix.empty() ? manifest.tag() : request.prefix;
+  std::vector<Launch> launches;
+  for (int i = 0; i < request.count; ++i) {
+    const LaunchSeeds& seed = seeds[i];
+    Launch launch;
+    launch.detach = request.detach;
+    launch.disk_template = absl::StrCat(snapshot_dir, "/", kSnapshotDisk);
+    launch.restore = RestoreSource{snapshot_dir, request.memory, ""};
+    VmState& state = launch.state;
+    state = source;
+    state.set_name(absl::StrCat(prefix, "-", i + 1));
+    RETURN_IF_ERROR(ValidateVmName(state.name()));
+    const std::string dir = absl::StrCat(state_root, "/vms/", state.name());
+    state.set_id(seed.id);
+    state.set_phase(VmState::CREATING);
+    state.clear_dir();
+    state.clear_phases();
+    state.clear_error();
+    state.clear_exit_code();
+    state.clear_ended_unix_ms();
+    state.clear_vmm_pid();
+    state.clear_vmm_start_ticks();
+    state.clear_supervisor_pid();
+    state.clear_supervisor_start_ticks();
+    state.clear_generation();
+    state.mutable_network()->clear_holder_pid();
+    state.mutable_network()->clear_holder_start_ticks();
+    state.mutable_network()->clear_helper_pid();
+    state.mutable_network()->clear_helper_start_ticks();
+    state.set_created_unix_ms(seed.now_unix_ms);
+    state.set_disk(absl::StrCat(dir, "/disk.img"));
+    RestoredFrom& from = *state.mutable_restored_from();
+    from.set_snapshot(manifest.tag());
+    from.set_memory_backend("file");
+
+    VmSpec& spec = *state.mutable_spec();
+    spec.set_name(state.name());
+    spec.clear_netns_pid();
+    for (Disk& disk : *spec.mutable_disks()) {
+      if (disk.path() == source.disk()) disk.set_path(state.disk());
+    }
+    state.clear_ports();
+    for (const PublishedPort& port : host_ports[i]) *state.add_ports() = port;
+    for (Nic& nic : *spec.mutable_nics()) {
+      if (!nic.has_user()) continue;
+      nic.mutable_user()->clear_forwards();
+      for (const PublishedPort& port : host_ports[i]) {
+        *nic.mutable_user()->add_forwards() = port;
+      }
+    }
+    agent::Plan& plan = *spec.mutable_plan();
+    plan.clear_ports();
+    for (const PublishedPort& port : host_ports[i]) {
+      *plan.add_ports() = ToPlanPort(port);
+    }
+    // A new generation: the agent applies it when told it was restored.
+    plan.set_generation(manifest.generation() + 1);
+    plan.set_hostname(state.name());
+    plan.set_machine_id(seed.machine_id);
+    plan.set_entropy(seed.entropy);
+    plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
+    RETURN_IF_ERROR(CheckPlan(state));
+    launches.push_back(std::move(launch));
+  }
+  return launches;
+}
+
+int CloneVms(StateStore& store, const SnapshotStore& snapshots,
+             const CloneRequest& request,
+             const std::vector<std::string>& holder_argv) {
+  absl::StatusOr<SnapshotManifest> manifest = snapshots.Read(request.tag);
+  if (!manifest.ok()) {
+    if (absl::IsNotFound(manifest.status()) && store.Read(request.tag).ok()) {
+      return Say(1, absl::StrCat("'", request.tag,
+                                 "' is a VM, not a snapshot: fcvm snapshot "
+                                 "create ",
+                                 request.tag, " --tag TAG, then clone TAG"));
+    }
+    return Say(1, std::string(manifest.status().message()));
+  }
+  const std::string dir = snapshots.TagDir(request.tag);
+  if (absl::Status ok = CheckRestorable(*manifest, ObserveHost(*manifest, dir));
+      !ok.ok()) {
+    return Say(1, std::string(ok.message()));
+  }
+  std::vector<LaunchSeeds> seeds;
+  for (int i = 0; i < request.count; ++i) {
+    absl::StatusOr<LaunchSeeds> seed = DrawSeeds();
+    if (!seed.ok()) return Say(1, std::string(seed.status().message()));
+    seeds.push_back(*seed);
+  }
+  absl::StatusOr<std::vector<std::vector<PublishedPort>>> ports =
+      ChooseHostPorts(*manifest, request);
+  if (!ports.ok()) return Say(1, std::string(ports.status().message()));
+  absl::StatusOr<std::vector<Launch>> launches =
+      PlanClones(*manifest, dir, request, store.root(), seeds, *ports);
+  if (!launches.ok()) return Say(1, std::string(launches.status().message()));
+  int code = 0;
+  for (Launch& launch : *launches) {
+    const int one = RunVm(store, std::move(launch), holder_argv);
+    if (one != 0 && code == 0) code = one;
+  }
+  return code;
+}
+
+}  // namespace fcvm::runner

@@ -1,0 +1,41 @@
+#include "runner/snapshot/remove.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "runner/vm/listing.h"
+#include "runner/vm/stop.h"
+
+namespace fcvm::runner {
+
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> LiveClones(
+    const StateStore& store, const std::string& tag) {
+  ASSIGN_OR_RETURN(std::vector<ListedVm> vms, ListVms(store));
+  std::vector<std::string> names;
+  for (const ListedVm& vm : vms) {
+    if (vm.owner_alive && vm.entry.state.ok() &&
+        vm.entry.state->restored_from().snapshot() == tag) {
+      names.push_back(vm.entry.name);
+    }
+  }
+  return names;
+}
+
+[[nodiscard]] absl::Status RemoveSnapshot(StateStore& store,
+                                          SnapshotStore& snapshots,
+                                          const std::string& tag, bool force) {
+  RETURN_IF_ERROR(snapshots.Read(tag).status());
+  ASSIGN_OR_RETURN(std::vector<std::string> clones, LiveClones(store, tag));
+  if (!clones.empty() && !force) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot '", tag, "' is in use by ", absl::StrJoin(clones, ", "),
+        " (stop them, or snapshot rm -f)"));
+  }
+  for (const std::string& clone : clones) {
+    RETURN_IF_ERROR(
+        StopVm(store, clone, absl::Seconds(30)).status());
+  }
+  return snapshots.Remove(tag);
+}
+
+}  // namespace fcvm::runner
