@@ -42,16 +42,23 @@ Command CloneCommand() {
             auto values = std::make_shared<CloneValues>();
             CloneRequest& r = values->request;
             app.add_option("TAG", r.tag, "the snapshot")->required();
-            app.add_option("--count", r.count, "how many clones (1 to 1000; more than 1 implies -d)")
+            app.add_option(
+                   "--count", r.count,
+                   "how many clones (1 to 1000; more than 1 implies -d)")
                 ->check(CLI::Range(1, 1000));
-            app.add_option("--name", r.prefix, "clones are PREFIX-1..N (default: the tag)");
-            app.add_option("-p,--publish", values->ports,
-                           "HOST:GUEST[/udp] (clone n gets HOST+n-1), or GUEST for a free host port; "
-                           "default: the snapshot's guest ports on free host ports");
-            app.add_flag("-d,--detach", r.detach, "return once every clone is ready");
-            app.add_option("--mem-backend", values->memory,
-                           "file (the snapshot's memory file, shared clean pages) or uffd "
-                           "(Firecracker's memory server)");
+            app.add_option("--name", r.prefix,
+                           "clones are PREFIX-1..N (default: the tag)");
+            app.add_option(
+                "-p,--publish", values->ports,
+                "HOST:GUEST[/udp] (clone n gets HOST+n-1), or GUEST for a free "
+                "host port; "
+                "default: the snapshot's guest ports on free host ports");
+            app.add_flag("-d,--detach", r.detach,
+                         "return once every clone is ready");
+            app.add_option(
+                "--mem-backend", values->memory,
+                "file (the snapshot's memory file, shared clean pages) or uffd "
+                "(Firecracker's memory server)");
             return [&ctx, values] { return Clone(ctx, *values); };
           }};
 }

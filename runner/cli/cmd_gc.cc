@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "runner/cli/command.h"
+#include "runner/snapshot/snapshot_store.h"
 #include "runner/vm/gc.h"
 
 namespace fcvm::runner {
@@ -20,6 +21,17 @@ Command GcCommand() {
               }
               for (const std::string& line : report->errors) {
                 Complain(1, line);
+              }
+              // Snapshots whose maker died before publishing them.
+              SnapshotStore snapshots(ctx.store.root());
+              absl::StatusOr<std::vector<std::string>> partial =
+                  snapshots.Abandoned();
+              for (const std::string& dir : partial.ok()
+                                                ? *partial
+                                                : std::vector<std::string>()) {
+                if (snapshots.RemoveAbandoned(dir).ok()) {
+                  std::printf("removed unfinished snapshot %s\n", dir.c_str());
+                }
               }
               std::fprintf(stderr, "fcvm: gc: %zu VM(s) cleaned up\n",
                            report->done.size());

@@ -41,6 +41,11 @@ Command GcCommand();
 Command PauseCommand();
 Command ResumeCommand();
 Command SnapshotCommand();
+// `snapshot` subcommands (cmd_snapshot_ls.cc).
+int SnapshotList(Context& ctx, bool json);
+int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags);
+int SnapshotRemove(Context& ctx, const std::vector<std::string>& tags,
+                   bool force);
 Command CloneCommand();
 Command PreflightCommand();
 Command ServeCommand();

@@ -8,6 +8,7 @@
 #include "base/status.h"
 #include "runner/snapshot/machine.h"
 #include "runner/vm/host_facts.h"
+#include "runner/vm/remove.h"
 #include "runner/vm/run.h"
 #include "runner/vmm/vmm.h"
 
@@ -73,7 +74,8 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     const CloneRequest& request, const std::string& state_root,
     const std::vector<LaunchSeeds>& seeds,
     const std::vector<std::vector<PublishedPort>>& host_ports) {
-  const std::string what = absl::StrCat("clone of snapshot '", manifest.tag(), "'");
+  const std::string what =
+      absl::StrCat("clone of snapshot '", manifest.tag(), "'");
   if (request.count < 1 || request.count > 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("--count ", request.count, ": 1 to 1000"));
@@ -84,14 +86,15 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
   }
   const VmState& source = manifest.source();
   if (source.backend() != "qemu") {
-    return absl::UnimplementedError(absl::StrCat(
-        what, ": restoring a ", source.backend(),
-        " snapshot is not implemented yet (QEMU only)"));
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": restoring a ", source.backend(),
+                     " snapshot is not implemented yet (QEMU only)"));
   }
   if (request.memory != MemoryBackend::kFile) {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, ": --mem-backend uffd serves Firecracker; QEMU clones map the "
-              "snapshot's memory file (--mem-backend file)"));
+        what,
+        ": --mem-backend uffd serves Firecracker; QEMU clones map the "
+        "snapshot's memory file (--mem-backend file)"));
   }
   const std::string mode = source.network().mode();
   if (mode != "user" && mode != "none") {
@@ -105,7 +108,8 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     return absl::UnimplementedError(
         absl::StrCat(what, ": its VM had volumes (-v): not implemented yet"));
   }
-  const std::string prefix = request.prefix.empty() ? manifest.tag() : request.prefix;
+  const std::string prefix =
+      request.prefix.empty() ? manifest.tag() : request.prefix;
   std::vector<Launch> launches;
   for (int i = 0; i < request.count; ++i) {
     const LaunchSeeds& seed = seeds[i];
@@ -204,8 +208,17 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
   if (!launches.ok()) return Say(1, std::string(launches.status().message()));
   int code = 0;
   for (Launch& launch : *launches) {
+    const std::string name = launch.state.name();
+    const bool detach = launch.detach;
     const int one = RunVm(store, std::move(launch), holder_argv);
-    if (one != 0 && code == 0) code = one;
+    if (one == 0) continue;
+    if (code == 0) code = one;
+    // A clone that failed to restore (a damaged snapshot, a port taken)
+    // never ran a container of its own: it goes, its error said above.
+    absl::StatusOr<VmState> state = store.Read(name);
+    if (detach && state.ok() && state->phase() == VmState::FAILED) {
+      (void)RemoveVm(store, name, /*force=*/false);
+    }
   }
   return code;
 }

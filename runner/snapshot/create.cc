@@ -32,8 +32,8 @@ namespace fcvm::runner {
   ASSIGN_OR_RETURN(PendingSnapshot pending, snapshots.Begin(tag));
   auto fail = [&](const absl::Status& status) {
     snapshots.Abandon(pending);
-    return Annotate(status, absl::StrCat("snapshot '", tag, "' of VM '",
-                                         request.vm, "'"));
+    return Annotate(
+        status, absl::StrCat("snapshot '", tag, "' of VM '", request.vm, "'"));
   };
 
   ControlRequest control;
@@ -59,7 +59,8 @@ namespace fcvm::runner {
   const MachineDescription machine = DescribeMachine(state);
   manifest.set_machine(machine.machine);
   manifest.set_cpu_model(machine.cpu_model);
-  for (const std::string& device : machine.devices) manifest.add_devices(device);
+  for (const std::string& device : machine.devices)
+    manifest.add_devices(device);
   const VmSpec& spec = state.spec();
   manifest.set_arch(spec.arch());
   manifest.set_vcpus(spec.vcpus());
@@ -74,16 +75,16 @@ namespace fcvm::runner {
       {"kernel", spec.kernel()}};
   for (int i = 0; i < spec.disks_size(); ++i) {
     if (!spec.disks(i).read_only()) continue;
-    inputs.push_back({i == 0 ? "rootfs" : absl::StrCat("drive ", i),
-                      spec.disks(i).path()});
+    inputs.push_back(
+        {i == 0 ? "rootfs" : absl::StrCat("drive ", i), spec.disks(i).path()});
   }
   for (const auto& [role, path] : inputs) {
     absl::StatusOr<InputFile> input = DescribeInput(role, path);
     if (!input.ok()) return fail(input.status());
     *manifest.add_inputs() = *input;
   }
-  for (const char* name : {kSnapshotStateFile, kSnapshotMemoryFile,
-                           kSnapshotDisk}) {
+  for (const char* name :
+       {kSnapshotStateFile, kSnapshotMemoryFile, kSnapshotDisk}) {
     absl::StatusOr<HeldFile> held = DescribeHeld(pending.dir, name);
     if (!held.ok()) return fail(held.status());
     *manifest.add_files() = *held;

@@ -124,18 +124,17 @@ MachineDescription DescribeMachine(const VmState& state) {
   const std::string what = absl::StrCat("snapshot '", manifest.tag(), "'");
   auto differs = [&](const std::string& field, const std::string& expected,
                      const std::string& found) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, ": ", field, ": expected '", expected,
-                     "', found '", found, "'"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": ", field, ": expected '", expected, "', found '", found, "'"));
   };
   const VmState& source = manifest.source();
   if (source.spec().arch() != manifest.arch()) {
-    return differs("arch (the manifest's against its VM spec)",
-                   manifest.arch(), source.spec().arch());
+    return differs("arch (the manifest's against its VM spec)", manifest.arch(),
+                   source.spec().arch());
   }
   if (manifest.accel() == "kvm" && now.host_arch != manifest.arch()) {
-    return differs("arch (a KVM snapshot runs on its own CPU)",
-                   manifest.arch(), now.host_arch);
+    return differs("arch (a KVM snapshot runs on its own CPU)", manifest.arch(),
+                   now.host_arch);
   }
   if (source.spec().memory_mib() != manifest.memory_mib()) {
     return differs("memory_mib (the manifest's against its VM spec)",
@@ -161,9 +160,8 @@ MachineDescription DescribeMachine(const VmState& state) {
                    absl::StrJoin(machine.devices, ", "));
   }
   if (!now.vmm_error.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, ": vmm_version: its VMM cannot run here (",
-                     now.vmm_error, ")"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": vmm_version: its VMM cannot run here (", now.vmm_error, ")"));
   }
   if (now.vmm_version != manifest.vmm_version()) {
     return differs("vmm_version", manifest.vmm_version(), now.vmm_version);
@@ -171,11 +169,11 @@ MachineDescription DescribeMachine(const VmState& state) {
   for (int i = 0; i < manifest.inputs_size(); ++i) {
     const InputFile& want = manifest.inputs(i);
     if (i >= static_cast<int>(now.inputs.size()) || !now.inputs[i].ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          what, ": inputs[", want.role(), "]: ",
-          i < static_cast<int>(now.inputs.size())
-              ? now.inputs[i].status().message()
-              : "not observed"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": inputs[", want.role(), "]: ",
+                       i < static_cast<int>(now.inputs.size())
+                           ? now.inputs[i].status().message()
+                           : "not observed"));
     }
     if (now.inputs[i]->sha256() != want.sha256()) {
       return differs(absl::StrCat("inputs[", want.role(), "] ", want.path(),
@@ -186,11 +184,11 @@ MachineDescription DescribeMachine(const VmState& state) {
   for (int i = 0; i < manifest.files_size(); ++i) {
     const HeldFile& want = manifest.files(i);
     if (i >= static_cast<int>(now.files.size()) || !now.files[i].ok()) {
-      return absl::DataLossError(absl::StrCat(
-          what, ": its ", want.name(), " file: ",
-          i < static_cast<int>(now.files.size())
-              ? now.files[i].status().message()
-              : "not observed"));
+      return absl::DataLossError(
+          absl::StrCat(what, ": its ", want.name(), " file: ",
+                       i < static_cast<int>(now.files.size())
+                           ? now.files[i].status().message()
+                           : "not observed"));
     }
     if (now.files[i]->size() != want.size()) {
       return absl::DataLossError(absl::StrCat(

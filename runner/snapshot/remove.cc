@@ -32,8 +32,7 @@ namespace fcvm::runner {
         " (stop them, or snapshot rm -f)"));
   }
   for (const std::string& clone : clones) {
-    RETURN_IF_ERROR(
-        StopVm(store, clone, absl::Seconds(30)).status());
+    RETURN_IF_ERROR(StopVm(store, clone, absl::Seconds(30)).status());
   }
   return snapshots.Remove(tag);
 }

@@ -58,9 +58,9 @@ std::string SnapshotStore::TagDir(const std::string& tag) const {
   RETURN_IF_ERROR(EnsurePrivateDir(root_));
   RETURN_IF_ERROR(EnsurePrivateDir(dir_));
   if (access(TagDir(tag).c_str(), F_OK) == 0) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("snapshot '", tag, "' exists (fcvm snapshot rm ", tag,
-                     ", or another --tag)"));
+    return absl::AlreadyExistsError(absl::StrCat("snapshot '", tag,
+                                                 "' exists (fcvm snapshot rm ",
+                                                 tag, ", or another --tag)"));
   }
   char random[6];
   if (getrandom(random, sizeof(random), 0) != sizeof(random)) {
@@ -118,19 +118,18 @@ void SnapshotStore::Abandon(PendingSnapshot& pending) {
     if (access(TagDir(tag).c_str(), F_OK) != 0) {
       return absl::NotFoundError(absl::StrCat("no snapshot '", tag, "'"));
     }
-    return absl::DataLossError(absl::StrCat(
-        "snapshot '", tag, "': no readable ", kManifestFile, " (",
-        json.status().message(), ")"));
+    return absl::DataLossError(
+        absl::StrCat("snapshot '", tag, "': no readable ", kManifestFile, " (",
+                     json.status().message(), ")"));
   }
   SnapshotManifest manifest;
   google::protobuf::util::JsonParseOptions options;
-  if (auto parsed =
-          google::protobuf::util::JsonStringToMessage(*json, &manifest, options);
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(
+          *json, &manifest, options);
       !parsed.ok()) {
-    return absl::DataLossError(
-        absl::StrCat("snapshot '", tag, "': ", path, ": ",
-                     std::string(parsed.message().data(),
-                                 parsed.message().size())));
+    return absl::DataLossError(absl::StrCat(
+        "snapshot '", tag, "': ", path, ": ",
+        std::string(parsed.message().data(), parsed.message().size())));
   }
   if (manifest.tag() != tag) {
     return absl::DataLossError(absl::StrCat("snapshot '", tag, "': ", path,
@@ -178,6 +177,23 @@ SnapshotStore::Abandoned() const {
     if (taken.ok() && taken->has_value()) dirs.push_back(dir);
   }
   return dirs;
+}
+
+[[nodiscard]] absl::Status SnapshotStore::RemoveAbandoned(
+    const std::string& dir) {
+  const std::string prefix = absl::StrCat(dir_, "/", kPartialPrefix);
+  if (!absl::StartsWith(dir, prefix) ||
+      dir.find('/', prefix.size()) != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, " is not an unfinished snapshot of ", dir_));
+  }
+  // Taken again, so a maker that is in fact alive keeps its directory.
+  ASSIGN_OR_RETURN(std::optional<Lease> lease, Lease::TryTake(dir));
+  if (!lease.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, ": its maker is alive"));
+  }
+  return RemoveTree(dir);
 }
 
 [[nodiscard]] absl::Status SnapshotStore::Remove(const std::string& tag) {

@@ -61,6 +61,8 @@ class SnapshotStore {
   [[nodiscard]] absl::StatusOr<std::vector<SnapshotEntry>> List() const;
   // Partial directories whose maker is gone.
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> Abandoned() const;
+  // Removes one of those (a path Abandoned gave; refused otherwise).
+  [[nodiscard]] absl::Status RemoveAbandoned(const std::string& dir);
   [[nodiscard]] absl::Status Remove(const std::string& tag);
 
   // A tag not taken yet: <vm>-1, <vm>-2, ...

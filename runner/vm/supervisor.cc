@@ -313,8 +313,8 @@ ControlReply Supervisor::TakeSnapshot(const ControlRequest::Snapshot& request) {
     paused_ = true;
     phase_before_pause_ = state_.phase();
     Record([](VmState& s) { s.set_phase(VmState::PAUSED); });
-    return refuse(absl::StrCat("taken, but the VM did not resume: ",
-                               resumed.message()));
+    return refuse(
+        absl::StrCat("taken, but the VM did not resume: ", resumed.message()));
   }
   numbers.set_paused_us(absl::ToInt64Microseconds(absl::Now() - start));
   Progress(absl::StrCat("snapshot written to ", request.dir(), " (paused ",
@@ -375,8 +375,8 @@ int Supervisor::Finish(const std::string& last_words) {
     }
   }
   // The VM's RAM (QEMU keeps it in a file) ends with the VM.
-  for (const char* file : {"qmp.sock", "api.sock", kControlSocket,
-                           kVmMemoryFile}) {
+  for (const char* file :
+       {"qmp.sock", "api.sock", kControlSocket, kVmMemoryFile}) {
     unlink(absl::StrCat(dir(), "/", file).c_str());
   }
   const int64_t wall = WallMs();
@@ -493,8 +493,9 @@ int Supervisor::Run() {
     // The guest runs on where its snapshot stopped: tell its agent at once
     // that it is a clone, so it reads its new plan (this VM's fw_cfg or
     // MMDS) and re-identifies before anything else.
-    if (absl::Status told = WriteAll(vmm_process_->stdin_pipe().get(),
-                                     "\n@fcvm reidentify\n", "the VM's console");
+    if (absl::Status told =
+            WriteAll(vmm_process_->stdin_pipe().get(), "\n@fcvm reidentify\n",
+                     "the VM's console");
         !told.ok()) {
       Progress(absl::StrCat("reidentify request: ", told.message()));
     }

@@ -1,9 +1,10 @@
 #include "runner/vmm/qemu/backend.h"
 
 #include <poll.h>
-#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -98,7 +99,7 @@ std::string ShellQuote(const std::string& word) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     ASSIGN_OR_RETURN(google::protobuf::Value answer,
-                     qmp.Execute("query-migrate"));
+                     Annotate(qmp.Execute("query-migrate"), what));
     const auto& fields = answer.struct_value().fields();
     auto status = fields.find("status");
     const std::string state =
@@ -106,9 +107,11 @@ std::string ShellQuote(const std::string& word) {
     if (state == "completed") return absl::OkStatus();
     if (state == "failed" || state == "cancelled") {
       auto why = fields.find("error-desc");
-      return absl::DataLossError(absl::StrCat(
-          what, " ", state,
-          why == fields.end() ? "" : absl::StrCat(": ", why->second.string_value())));
+      return absl::DataLossError(
+          absl::StrCat(what, " ", state,
+                       why == fields.end()
+                           ? ""
+                           : absl::StrCat(": ", why->second.string_value())));
     }
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
@@ -159,8 +162,9 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   return VirtioBlockDevice(index);
 }
 
-[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Launch(
-    const VmSpec& spec, const std::string& dir, qemu::Launch launch) {
+[[nodiscard]] absl::StatusOr<Subprocess> QemuVmm::Launch(const VmSpec& spec,
+                                                         const std::string& dir,
+                                                         qemu::Launch launch) {
   launch.accel = accel_;
   launch.console = "stdio";
   launch.qmp_socket = QmpSocket(dir);
@@ -190,9 +194,10 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   const std::string where =
       absl::StrCat("VM '", spec.name(), "': restoring ", source.snapshot_dir);
   if (source.memory != MemoryBackend::kFile) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": QEMU restores from the memory file only (--mem-backend "
-               "file); the userfaultfd server serves Firecracker"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where,
+                     ": QEMU restores from the memory file only (--mem-backend "
+                     "file); the userfaultfd server serves Firecracker"));
   }
   qemu::Launch launch;
   // The snapshot's memory, privately: clean pages are shared with every
@@ -207,8 +212,9 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
     const std::string words = LastWords(process);
     return absl::Status(
         status.code(),
-        absl::StrCat(where, ": ", status.message(),
-                     words.empty() ? "" : absl::StrCat(" (QEMU: ", words, ")")));
+        absl::StrCat(
+            where, ": ", status.message(),
+            words.empty() ? "" : absl::StrCat(" (QEMU: ", words, ")")));
   };
   // QEMU makes its socket a moment after it starts; if it exits first
   // (a file it cannot open), say so at once instead of waiting.
@@ -230,11 +236,11 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
     return fail(ignore);
   }
   const google::protobuf::Struct incoming = UriArgument(absl::StrCat(
-      "exec:cat ", ShellQuote(absl::StrCat(source.snapshot_dir, "/",
-                                           kSnapshotStateFile))));
+      "exec:cat ",
+      ShellQuote(absl::StrCat(source.snapshot_dir, "/", kSnapshotStateFile))));
   if (absl::Status in = qmp->Execute("migrate-incoming", incoming).status();
       !in.ok()) {
-    return fail(in);
+    return fail(Annotate(in, "loading the device state"));
   }
   if (absl::Status done =
           AwaitMigration(*qmp, "loading the device state", absl::Seconds(30));
