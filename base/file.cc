@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -71,6 +73,16 @@ std::string DirName(const std::string& path) {
 [[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenFd(path, O_RDONLY));
   return ReadAll(fd.get(), path);
+}
+
+[[nodiscard]] absl::Status RemoveTree(const std::string& path) {
+  std::error_code error;
+  std::filesystem::remove_all(path, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("removing ", path, ": ", error.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace fcvm

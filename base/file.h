@@ -23,6 +23,10 @@ namespace fcvm {
 // The whole contents of the file at `path`.
 [[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// Removes `path` and everything under it (symlinks themselves, never what
+// they point to); a missing path is no error.
+[[nodiscard]] absl::Status RemoveTree(const std::string& path);
+
 }  // namespace fcvm
 
 #endif  // FCVM_BASE_FILE_H_

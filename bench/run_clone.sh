@@ -5,7 +5,7 @@
 # N` wall time to all ready for N = 1, 5, 10, and the fleet's summed PSS
 # against the same number of cold-booted VMs.
 #   bench/run_clone.sh [RUNS] [IMAGE]   (defaults: 5, busybox-httpd)
-set -euo pipefail
+set -uo pipefail
 runs="${1:-5}"
 image="${2:-busybox-httpd}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -23,16 +23,6 @@ namespace {
 
 constexpr char kPartialPrefix[] = ".partial-";
 
-[[nodiscard]] absl::Status RemoveTree(const std::string& path) {
-  std::error_code error;
-  std::filesystem::remove_all(path, error);
-  if (error) {
-    return absl::InternalError(
-        absl::StrCat("removing ", path, ": ", error.message()));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 [[nodiscard]] absl::Status ValidateTag(const std::string& tag) {

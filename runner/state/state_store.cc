@@ -26,16 +26,6 @@ constexpr char kStateFile[] = "state.pb";
 constexpr char kLockFile[] = "lock";
 constexpr char kClaimPrefix[] = ".claim-";
 
-[[nodiscard]] absl::Status RemoveTree(const std::string& path) {
-  std::error_code error;
-  std::filesystem::remove_all(path, error);
-  if (error) {
-    return absl::InternalError(
-        absl::StrCat("removing ", path, ": ", error.message()));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 [[nodiscard]] absl::Status ValidateVmName(const std::string& name) {

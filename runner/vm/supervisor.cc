@@ -555,7 +555,11 @@ int Supervisor::Run() {
       if (got > 0) {
         if (!saw_console) {
           saw_console = true;
-          Phase("kernel booted", 0);
+          // A restored guest's kernel booted long ago: its console's first
+          // words are the agent's answer to the reidentify request.
+          Phase(options_.restore.has_value() ? "console answered"
+                                             : "kernel booted",
+                0);
         }
         if (absl::Status fed = console_->Feed(absl::string_view(buffer, got));
             !fed.ok()) {
