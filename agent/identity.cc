@@ -23,6 +23,11 @@
 namespace fcvm::agent {
 namespace {
 
+// The identity files are written again by every boot and every restore
+// from the plan, so a crash before the kernel writes them back loses
+// nothing; their fsyncs cost ~100 ms per clone on a guest under TCG.
+constexpr Durability kRewrittenEachStart = Durability::kUnsynced;
+
 std::string Etc(const IdentityOptions& options, absl::string_view name) {
   return absl::StrCat(options.root, options.root.back() == '/' ? "" : "/",
                       "etc/", name);
@@ -89,11 +94,13 @@ std::string Etc(const IdentityOptions& options, absl::string_view name) {
       return ErrnoStatus(absl::StrCat("sethostname ", name));
     }
     RETURN_IF_ERROR(WriteFileAtomically(Etc(options, "hostname"),
-                                        absl::StrCat(name, "\n")));
+                                        absl::StrCat(name, "\n"), 0644,
+                                        kRewrittenEachStart));
     RETURN_IF_ERROR(WriteFileAtomically(
         Etc(options, "hosts"),
         absl::StrCat("127.0.0.1\tlocalhost\n127.0.1.1\t", name,
-                     "\n::1\tlocalhost ip6-localhost ip6-loopback\n")));
+                     "\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        0644, kRewrittenEachStart));
     done.push_back(absl::StrCat("hostname ", name));
   }
   std::string machine_id = plan.machine_id();
@@ -101,7 +108,8 @@ std::string Etc(const IdentityOptions& options, absl::string_view name) {
     ASSIGN_OR_RETURN(machine_id, RandomMachineId());
   }
   RETURN_IF_ERROR(WriteFileAtomically(Etc(options, "machine-id"),
-                                      absl::StrCat(machine_id, "\n"), 0444));
+                                      absl::StrCat(machine_id, "\n"), 0444,
+                                      kRewrittenEachStart));
   done.push_back(absl::StrCat("machine-id ", machine_id));
 
   const NetworkIdentity& network = plan.network();
@@ -125,7 +133,8 @@ std::string Etc(const IdentityOptions& options, absl::string_view name) {
     for (const std::string& server : network.dns()) {
       absl::StrAppend(&resolv, "nameserver ", server, "\n");
     }
-    RETURN_IF_ERROR(WriteFileAtomically(Etc(options, "resolv.conf"), resolv));
+    RETURN_IF_ERROR(WriteFileAtomically(Etc(options, "resolv.conf"), resolv,
+                                        0644, kRewrittenEachStart));
     done.push_back(absl::StrCat("dns ", absl::StrJoin(network.dns(), ",")));
   }
   return IdentityReport{

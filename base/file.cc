@@ -29,7 +29,9 @@ std::string DirName(const std::string& path) {
 
 [[nodiscard]] absl::Status WriteFileAtomically(const std::string& path,
                                                absl::string_view contents,
-                                               mode_t mode) {
+                                               mode_t mode,
+                                               Durability durability) {
+  const bool sync = durability == Durability::kSynced;
   const std::string context = absl::StrCat("writing ", path);
   // The temporary file shares the directory, hence the filesystem, so that
   // rename() is atomic.
@@ -50,7 +52,7 @@ std::string DirName(const std::string& path) {
   if (::fchmod(fd.get(), mode) != 0) {
     return Annotate(ErrnoStatus(absl::StrCat("chmod ", temp_path)), context);
   }
-  if (::fsync(fd.get()) != 0) {
+  if (sync && ::fsync(fd.get()) != 0) {
     return Annotate(ErrnoStatus(absl::StrCat("fsync ", temp_path)), context);
   }
   RETURN_IF_ERROR(Annotate(fd.Close(temp_path), context));
@@ -59,6 +61,7 @@ std::string DirName(const std::string& path) {
         ErrnoStatus(absl::StrCat("rename ", temp_path, " to ", path)), context);
   }
   renamed = true;
+  if (!sync) return absl::OkStatus();
 
   // Make the rename itself durable.
   const std::string dir = DirName(path);

@@ -16,9 +16,12 @@ namespace fcvm {
 // writes a temporary file in the same directory, fsyncs it, renames it over
 // `path` and fsyncs the directory. On error nothing is left behind and the old
 // file is untouched.
-[[nodiscard]] absl::Status WriteFileAtomically(const std::string& path,
-                                               absl::string_view contents,
-                                               mode_t mode = 0644);
+// kUnsynced keeps the atomic rename (readers see old or new) but skips the
+// fsyncs: for files that are rewritten at every start anyway.
+enum class Durability { kSynced, kUnsynced };
+[[nodiscard]] absl::Status WriteFileAtomically(
+    const std::string& path, absl::string_view contents, mode_t mode = 0644,
+    Durability durability = Durability::kSynced);
 
 // The whole contents of the file at `path`.
 [[nodiscard]] absl::StatusOr<std::string> ReadFile(const std::string& path);

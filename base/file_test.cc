@@ -56,6 +56,30 @@ TEST(WriteFileAtomicallyTest, ReplacesExistingAndLeavesNoTemp) {
   EXPECT_EQ(ListDir(dir), std::vector<std::string>{"state.pb"});
 }
 
+// Without the fsyncs the file is still replaced whole, with its mode.
+TEST(WriteFileAtomicallyTest, UnsyncedReplacesTheSameWay) {
+  std::string dir = MakeTestDir();
+  std::string path = dir + "/hostname";
+  ASSERT_TRUE(WriteFileAtomically(path, "old\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(path, "web-1\n", 0444, Durability::kUnsynced).ok());
+  EXPECT_EQ(*ReadFile(path), "web-1\n");
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0444u);
+  EXPECT_EQ(ListDir(dir), std::vector<std::string>{"hostname"});
+}
+
+// RemoveTree takes a directory and all under it; a missing path is fine.
+TEST(RemoveTreeTest, RemovesEverythingUnderIt) {
+  std::string dir = MakeTestDir();
+  ASSERT_EQ(::mkdir((dir + "/a").c_str(), 0700), 0);
+  ASSERT_TRUE(WriteFileAtomically(dir + "/a/f", "x").ok());
+  ASSERT_TRUE(RemoveTree(dir + "/a").ok());
+  EXPECT_TRUE(ListDir(dir).empty());
+  EXPECT_TRUE(RemoveTree(dir + "/a").ok());
+}
+
 TEST(WriteFileAtomicallyTest, EmptyAndBinaryContents) {
   std::string dir = MakeTestDir();
   std::string path = dir + "/blob";

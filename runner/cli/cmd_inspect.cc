@@ -2,10 +2,12 @@
 // with whether each one's owner lives.
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "runner/cli/command.h"
 #include "runner/state/lease.h"
+#include "runner/vm/usage.h"
 
 namespace fcvm::runner {
 namespace {
@@ -24,9 +26,21 @@ int Inspect(Context& ctx, const std::vector<std::string>& names) {
     }
     std::string json;
     (void)google::protobuf::util::MessageToJsonString(*state, &json, options);
-    // One field that is not in the state file: the lease's answer now.
-    json.insert(1, Lease::Held(state->dir()) ? "\n \"owner_alive\": true,"
-                                             : "\n \"owner_alive\": false,");
+    // Fields that are not in the state file: the lease's answer now, and
+    // what the VMM costs the host now (runner/vm/usage.h).
+    const bool alive = Lease::Held(state->dir());
+    absl::StatusOr<MemoryUsage> memory =
+        alive ? ReadMemoryUsage(state->vmm_pid(), state->vmm_start_ticks())
+              : absl::NotFoundError("");
+    if (memory.ok()) {
+      json.insert(1, absl::StrCat("\n \"memory_kib\": {\"rss\": ",
+                                  memory->rss_kib, ", \"pss\": ",
+                                  memory->pss_kib, ", \"shared\": ",
+                                  memory->shared_kib, ", \"private\": ",
+                                  memory->private_kib, "},"));
+    }
+    json.insert(1, alive ? "\n \"owner_alive\": true,"
+                         : "\n \"owner_alive\": false,");
     items.push_back(json);
   }
   std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());

@@ -7,6 +7,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "runner/cli/command.h"
 #include "runner/vm/listing.h"
+#include "runner/vm/usage.h"
 
 namespace fcvm::runner {
 namespace {
@@ -31,8 +32,8 @@ int Ls(Context& ctx, bool json) {
     std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
     return 0;
   }
-  std::printf("%-24s %-20s %-28s %-16s %s\n", "NAME", "STATUS", "IMAGE",
-              "BACKEND", "PORTS");
+  std::printf("%-24s %-20s %-28s %-16s %9s %s\n", "NAME", "STATUS", "IMAGE",
+              "BACKEND", "MEM (PSS)", "PORTS");
   for (const ListedVm& vm : *vms) {
     const VmState s = vm.entry.state.ok() ? *vm.entry.state : VmState();
     std::vector<std::string> ports;
@@ -40,11 +41,15 @@ int Ls(Context& ctx, bool json) {
       ports.push_back(absl::StrCat("127.0.0.1:", p.host_port(), "->",
                                    p.guest_port(), "/", p.protocol()));
     }
+    absl::StatusOr<MemoryUsage> memory =
+        vm.owner_alive ? ReadMemoryUsage(s.vmm_pid(), s.vmm_start_ticks())
+                       : absl::NotFoundError("");
     std::printf(
-        "%-24s %-20s %-28s %-16s %s\n", vm.entry.name.c_str(),
+        "%-24s %-20s %-28s %-16s %9s %s\n", vm.entry.name.c_str(),
         StatusText(vm).c_str(), s.image().c_str(),
         absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
             .c_str(),
+        memory.ok() ? Mib(memory->pss_kib).c_str() : "-",
         absl::StrJoin(ports, ", ").c_str());
   }
   return 0;

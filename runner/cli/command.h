@@ -41,6 +41,7 @@ Command GcCommand();
 Command PauseCommand();
 Command ResumeCommand();
 Command SnapshotCommand();
+Command TopCommand();
 // `snapshot` subcommands (cmd_snapshot_ls.cc).
 int SnapshotList(Context& ctx, bool json);
 int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags);

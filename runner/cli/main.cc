@@ -27,7 +27,7 @@ int Main(int argc, char** argv) {
       RunCommand(),       LsCommand(),    InspectCommand(),
       LogsCommand(),      StopCommand(),  RmCommand(),
       GcCommand(),        PauseCommand(), ResumeCommand(),
-      SnapshotCommand(),  CloneCommand(),
+      SnapshotCommand(),  CloneCommand(),   TopCommand(),
       PreflightCommand(), ServeCommand(), NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
                "fcvm");

@@ -207,18 +207,35 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
       PlanClones(*manifest, dir, request, store.root(), seeds, *ports);
   if (!launches.ok()) return Say(1, std::string(launches.status().message()));
   int code = 0;
-  for (Launch& launch : *launches) {
-    const std::string name = launch.state.name();
-    const bool detach = launch.detach;
-    const int one = RunVm(store, std::move(launch), holder_argv);
-    if (one == 0) continue;
+  // A clone that failed to restore (a damaged snapshot, a port taken)
+  // never ran a container of its own: it goes, its error said.
+  auto failed = [&](const std::string& name, int one) {
     if (code == 0) code = one;
-    // A clone that failed to restore (a damaged snapshot, a port taken)
-    // never ran a container of its own: it goes, its error said above.
     absl::StatusOr<VmState> state = store.Read(name);
-    if (detach && state.ok() && state->phase() == VmState::FAILED) {
+    if (state.ok() && state->phase() == VmState::FAILED) {
       (void)RemoveVm(store, name, /*force=*/false);
     }
+  };
+  if (!request.detach) {
+    return RunVm(store, std::move(launches->front()), holder_argv);
+  }
+  // Every clone's supervisor starts before any is awaited: they restore
+  // side by side.
+  std::vector<StartedRun> started;
+  for (Launch& launch : *launches) {
+    const std::string name = launch.state.name();
+    absl::StatusOr<StartedRun> run =
+        StartDetachedRun(store, std::move(launch), holder_argv);
+    if (!run.ok()) {
+      Say(1, std::string(run.status().message()));
+      failed(name, 1);
+      break;
+    }
+    started.push_back(std::move(*run));
+  }
+  for (StartedRun& run : started) {
+    const int one = AwaitDetachedRun(store, run);
+    if (one != 0) failed(run.state.name(), one);
   }
   return code;
 }

@@ -17,10 +17,10 @@
 
 namespace fcvm::runner {
 
-[[nodiscard]] absl::StatusOr<DetachedOutcome> RunDetached(
+[[nodiscard]] absl::StatusOr<DetachedStart> StartDetached(
     Lease lease, const std::string& log_path,
     const std::function<int(Lease lease, SuperviseOptions& options)>& supervise,
-    SuperviseOptions options, absl::Duration wait) {
+    SuperviseOptions options) {
   ASSIGN_OR_RETURN(Pipe pipe, MakePipe());
   // Opened before the fork so a failure is the caller's to report.
   ASSIGN_OR_RETURN(UniqueFd null, OpenFd("/dev/null", O_RDWR));
@@ -54,6 +54,14 @@ namespace fcvm::runner {
   pipe.write.reset();
   null.reset();
   log.reset();
+  return DetachedStart{child, std::move(pipe.read), log_path};
+}
+
+[[nodiscard]] DetachedOutcome AwaitDetached(DetachedStart& start,
+                                            absl::Duration wait) {
+  const pid_t child = start.pid;
+  const std::string& log_path = start.log_path;
+  UniqueFd& report = start.report;
   // Until the child's word and the pipe's end, or the wait is over.
   absl::StatusOr<std::string> said = std::string();
   const absl::Time deadline = absl::Now() + wait;
@@ -65,13 +73,13 @@ namespace fcvm::runner {
           absl::StrCat("not ready after ", absl::FormatDuration(wait),
                        "; it keeps booting")};
     }
-    pollfd pfd = {pipe.read.get(), POLLIN, 0};
+    pollfd pfd = {report.get(), POLLIN, 0};
     const int ready =
         poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 1 << 30)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) continue;
     char buffer[4096];
-    const ssize_t n = read(pipe.read.get(), buffer, sizeof(buffer));
+    const ssize_t n = read(report.get(), buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     said->append(buffer, n);
@@ -103,6 +111,16 @@ namespace fcvm::runner {
         "; see ", log_path);
   }
   return outcome;
+}
+
+[[nodiscard]] absl::StatusOr<DetachedOutcome> RunDetached(
+    Lease lease, const std::string& log_path,
+    const std::function<int(Lease lease, SuperviseOptions& options)>& supervise,
+    SuperviseOptions options, absl::Duration wait) {
+  ASSIGN_OR_RETURN(DetachedStart start,
+                   StartDetached(std::move(lease), log_path, supervise,
+                                 std::move(options)));
+  return AwaitDetached(start, wait);
 }
 
 }  // namespace fcvm::runner

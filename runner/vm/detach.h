@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "runner/state/lease.h"
 #include "runner/state/state.pb.h"
 #include "runner/vm/supervisor.h"
@@ -26,9 +27,26 @@ struct DetachedOutcome {
   std::string error;           // When not ready.
 };
 
+// A detached supervisor started, not yet heard from.
+struct DetachedStart {
+  pid_t pid = -1;
+  UniqueFd report;  // Its word comes here; the pipe ends when it dies.
+  std::string log_path;
+};
+
 // Forks; the child runs `supervise` with on_ready/on_failed set to report
-// back (its other options as given), then exits with its code. Returns in
-// the caller once the child reports or dies, or after `wait`.
+// back (its other options as given), then exits with its code. Returns at
+// once in the caller (several can be started before any is awaited).
+[[nodiscard]] absl::StatusOr<DetachedStart> StartDetached(
+    Lease lease, const std::string& log_path,
+    const std::function<int(Lease lease, SuperviseOptions& options)>& supervise,
+    SuperviseOptions options);
+
+// Until the child reports or dies, or `wait` is over.
+[[nodiscard]] DetachedOutcome AwaitDetached(
+    DetachedStart& start, absl::Duration wait = absl::Minutes(10));
+
+// StartDetached, then AwaitDetached.
 [[nodiscard]] absl::StatusOr<DetachedOutcome> RunDetached(
     Lease lease, const std::string& log_path,
     const std::function<int(Lease lease, SuperviseOptions& options)>& supervise,

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "runner/vm/backends.h"
 #include "runner/vm/create.h"
 #include "runner/vm/detach.h"
@@ -19,20 +20,29 @@ int Say(int code, const std::string& message) {
 
 }  // namespace
 
-int RunVm(StateStore& store, Launch launch,
-          const std::vector<std::string>& holder_argv) {
-  const bool detach = launch.detach;
+namespace {
+
+// Creates the VM and says how it runs; the lease, the state and the VMM
+// for the supervisor.
+struct Created {
+  CreatedVm vm;
+  std::unique_ptr<Vmm> vmm;
+  SuperviseOptions options;
+};
+
+[[nodiscard]] absl::StatusOr<Created> Create(
+    StateStore& store, Launch launch,
+    const std::vector<std::string>& holder_argv) {
   const std::optional<RestoreSource> restore = launch.restore;
-  absl::StatusOr<CreatedVm> vm = CreateVm(store, std::move(launch));
-  if (!vm.ok()) return Say(1, std::string(vm.status().message()));
-  const VmState& state = vm->state;
+  ASSIGN_OR_RETURN(CreatedVm vm, CreateVm(store, std::move(launch)));
+  const VmState& state = vm.state;
   const char* name = state.name().c_str();
   std::unique_ptr<Vmm> vmm =
       MakeVmm(state.backend(), state.accel(), state.vmm_binary());
   std::fprintf(stderr, "fcvm: %s: %s, %s; writable disk %s in %s\n", name,
                vmm->Describe().c_str(), state.accel_reason().c_str(),
-               vm->disk.method.c_str(),
-               absl::FormatDuration(vm->disk.took).c_str());
+               vm.disk.method.c_str(),
+               absl::FormatDuration(vm.disk.took).c_str());
   for (const std::string& volume : state.volumes()) {
     std::fprintf(stderr, "fcvm: %s: volume %s\n", name, volume.c_str());
   }
@@ -40,33 +50,69 @@ int RunVm(StateStore& store, Launch launch,
   options.progress = true;  // Foreground: stderr; detached: supervisor.log.
   options.holder_argv = holder_argv;
   options.restore = restore;
-  auto supervise = [&](Lease lease, SuperviseOptions& with) {
-    return Supervise(store, state, std::move(lease), *vmm, with);
-  };
-  if (!detach) return supervise(std::move(vm->lease), options);
+  return Created{std::move(vm), std::move(vmm), std::move(options)};
+}
 
-  absl::StatusOr<DetachedOutcome> outcome =
-      RunDetached(std::move(vm->lease), state.dir() + "/supervisor.log",
-                  supervise, options);
-  if (!outcome.ok()) return Say(125, std::string(outcome.status().message()));
+}  // namespace
+
+[[nodiscard]] absl::StatusOr<StartedRun> StartDetachedRun(
+    StateStore& store, Launch launch,
+    const std::vector<std::string>& holder_argv) {
+  ASSIGN_OR_RETURN(Created created,
+                   Create(store, std::move(launch), holder_argv));
+  const VmState& state = created.vm.state;
+  Vmm& vmm = *created.vmm;
+  auto supervise = [&](Lease lease, SuperviseOptions& with) {
+    return Supervise(store, state, std::move(lease), vmm, with);
+  };
+  ASSIGN_OR_RETURN(
+      DetachedStart detached,
+      StartDetached(std::move(created.vm.lease),
+                    state.dir() + "/supervisor.log", supervise,
+                    created.options));
+  return StartedRun{state, std::move(detached)};
+}
+
+int AwaitDetachedRun(StateStore& store, StartedRun& run) {
+  const VmState& state = run.state;
+  const char* name = state.name().c_str();
+  const DetachedOutcome outcome = AwaitDetached(run.detached);
   const std::string see = absl::StrCat(" (fcvm logs --console ", name, ")");
-  if (outcome->still_booting) {
-    return Say(1, absl::StrCat(name, ": ", outcome->error, see));
+  if (outcome.still_booting) {
+    return Say(1, absl::StrCat(name, ": ", outcome.error, see));
   }
-  if (!outcome->ready) {
+  if (!outcome.ready) {
     absl::StatusOr<VmState> ended = store.Read(state.name());
     const bool exited = ended.ok() && ended->phase() == VmState::EXITED;
     return Say(exited ? ended->exit_code() : 125,
                absl::StrCat(
-                   name, ": ended before it was ready: ", outcome->error, see));
+                   name, ": ended before it was ready: ", outcome.error, see));
   }
   std::printf("%s\n", name);
+  std::fflush(stdout);
   for (const PublishedPort& port : state.ports()) {
     std::fprintf(stderr, "fcvm: %s: guest port %u/%s is at 127.0.0.1:%u\n",
                  name, port.guest_port(), port.protocol().c_str(),
                  port.host_port());
   }
   return 0;
+}
+
+int RunVm(StateStore& store, Launch launch,
+          const std::vector<std::string>& holder_argv) {
+  if (launch.detach) {
+    absl::StatusOr<StartedRun> started =
+        StartDetachedRun(store, std::move(launch), holder_argv);
+    if (!started.ok()) {
+      return Say(1, std::string(started.status().message()));
+    }
+    return AwaitDetachedRun(store, *started);
+  }
+  absl::StatusOr<Created> created =
+      Create(store, std::move(launch), holder_argv);
+  if (!created.ok()) return Say(1, std::string(created.status().message()));
+  return Supervise(store, created->vm.state, std::move(created->vm.lease),
+                   *created->vmm, created->options);
 }
 
 }  // namespace fcvm::runner

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runner/state/state_store.h"
+#include "runner/vm/detach.h"
 #include "runner/vm/launch.h"
 
 namespace fcvm::runner {
@@ -19,6 +20,18 @@ namespace fcvm::runner {
 // ran (as Podman does), 1 when the run was refused.
 int RunVm(StateStore& store, Launch launch,
           const std::vector<std::string>& holder_argv);
+
+// `run -d` in two steps, so several VMs can start before any is awaited
+// (clone --count N): the VM created and its supervisor forked; then its
+// word awaited and the name and ports printed (the exit code as RunVm's).
+struct StartedRun {
+  VmState state;
+  DetachedStart detached;
+};
+[[nodiscard]] absl::StatusOr<StartedRun> StartDetachedRun(
+    StateStore& store, Launch launch,
+    const std::vector<std::string>& holder_argv);
+int AwaitDetachedRun(StateStore& store, StartedRun& run);
 
 }  // namespace fcvm::runner
 

@@ -473,19 +473,26 @@ int Supervisor::Run() {
     Progress(absl::StrCat("network: ", network_->Describe()));
   }
 
-  absl::StatusOr<Subprocess> process =
-      options_.restore.has_value()
-          ? vmm_.Restore(spec, dir(), *options_.restore)
-          : vmm_.Start(spec, dir());
+  auto record_vmm = [this](pid_t pid) {
+    const uint64_t vmm_ticks = StartTicks(pid);
+    Record([&](VmState& s) {
+      s.set_phase(VmState::BOOTING);
+      s.set_vmm_pid(pid);
+      s.set_vmm_start_ticks(vmm_ticks);
+    });
+  };
+  absl::StatusOr<Subprocess> process;
+  if (options_.restore.has_value()) {
+    RestoreSource source = *options_.restore;
+    source.started = record_vmm;
+    process = vmm_.Restore(spec, dir(), source);
+  } else {
+    process = vmm_.Start(spec, dir());
+  }
   if (!process.ok()) return FailBeforeStart(process.status());
   vmm_process_.emplace(std::move(*process));
   const pid_t pid = vmm_process_->pid();
-  const uint64_t vmm_ticks = StartTicks(pid);
-  Record([&](VmState& s) {
-    s.set_phase(VmState::BOOTING);
-    s.set_vmm_pid(pid);
-    s.set_vmm_start_ticks(vmm_ticks);
-  });
+  if (!options_.restore.has_value()) record_vmm(pid);
   Phase(options_.restore.has_value() ? "restored" : "vmm started", 0);
   Progress(absl::StrCat(vmm_.Describe(), ", pid ", pid, "; console log ", dir(),
                         "/", kConsoleLog));

@@ -8,6 +8,9 @@
 // guest does not power off by itself. It also names the guest's devices,
 // so nobody else guesses them.
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +37,10 @@ struct RestoreSource {
   std::string snapshot_dir;  // Device state and memory, as Snapshot wrote.
   MemoryBackend memory = MemoryBackend::kFile;
   std::string uffd_socket;  // kUffd: the memory server's socket.
+  // Called once the VMM's process exists, before the state is loaded
+  // (which takes a while): its owner records it then, so an owner killed
+  // mid-restore leaves no VMM nobody knows of.
+  std::function<void(pid_t)> started;
 };
 
 // The files of a snapshot directory, whichever backend wrote them.

@@ -6,6 +6,7 @@
 // and rm leave no process, socket or disk. A damaged or mismatched
 // snapshot is refused with the field or file named, leaving no VM behind.
 //   snapshot_test --targets=qemu <vm_x86_64> <vm_aarch64> <fcvm> ...
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,11 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
+#include "base/sha256.h"
+#include "base/subprocess.h"
+#include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runner/state/process.h"
@@ -42,6 +47,18 @@ const google::protobuf::Struct& Sub(const google::protobuf::Struct& s,
   static const google::protobuf::Struct empty;
   auto it = s.fields().find(key);
   return it == s.fields().end() ? empty : it->second.struct_value();
+}
+
+// The sha256 of the snapshot's own files: a snapshot never changes after
+// it is taken, whatever its source and its clones do.
+std::string Fingerprint(const std::string& dir) {
+  std::string all;
+  for (const char* file : {"vmstate", "memory", "disk"}) {
+    absl::StatusOr<std::string> sha = Sha256File(absl::StrCat(dir, "/", file));
+    absl::StrAppend(&all, file, "=", sha.ok() ? *sha : sha.status().ToString(),
+                    " ");
+  }
+  return all;
 }
 
 uint16_t HostPort(const google::protobuf::Struct& state) {
@@ -73,6 +90,8 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   EXPECT_THAT(Fcvm({"snapshot", "ls"}).out, HasSubstr("t1 "));
   EXPECT_THAT(Fcvm({"snapshot", "inspect", "t1"}).out,
               HasSubstr("\"vmm_version\": \"QEMU emulator version"));
+  const std::string snapshot_dir = absl::StrCat(state_, "/snapshots/t1");
+  const std::string taken = Fingerprint(snapshot_dir);
 
   const absl::Time start = absl::Now();
   Result clone = Fcvm({"clone", "t1", "--count", "3", "-d"});
@@ -104,6 +123,10 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   }
   EXPECT_EQ(hostnames.size(), 3u);
   EXPECT_EQ(machine_ids.size(), 3u);
+  // The source kept running and serving, the clones ran, wrote their RAM
+  // (privately) and their disks (copies): the snapshot is as it was.
+  ASSERT_TRUE(Get("127.0.0.1", web_port).ok());
+  EXPECT_EQ(Fingerprint(snapshot_dir), taken);
 
   Result in_use = Fcvm({"snapshot", "rm", "t1"});
   EXPECT_EQ(in_use.code, 1);
@@ -203,6 +226,116 @@ TEST_P(SnapshotTest, ADamagedOrMismatchedSnapshotIsRefusedAndLeavesNothing) {
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(Fcvm({"rm", "-f", "t2-1", "src"}, absl::Minutes(3)).code, 0);
   ASSERT_EQ(Fcvm({"snapshot", "rm", "t2"}).code, 0);
+}
+
+// Owners killed with SIGKILL while clones restore, and after: `gc` leaves
+// no VM, process or directory, and the snapshot is intact and clones
+// again. Meanwhile `ls --json` polled throughout always parses.
+TEST_P(SnapshotTest, KilledClonesAreCollectedAndTheSnapshotStaysCloneable) {
+  Result run = Exec(Run({"-d", "--name", "src", "busybox-httpd"}),
+                    absl::Minutes(8));
+  ASSERT_EQ(run.code, 0) << run.err;
+  Remember(Inspect("src"));
+  ASSERT_EQ(Fcvm({"snapshot", "create", "src", "--tag", "t3"}).code, 0);
+  const std::string snapshot_dir = absl::StrCat(state_, "/snapshots/t3");
+  const std::string taken = Fingerprint(snapshot_dir);
+
+  // Ten clones at once, `ls --json` polled while they come up.
+  SubprocessOptions options;
+  options.argv = fcvm_command_;
+  for (const char* arg : {"clone", "t3", "--count", "10", "-d"}) {
+    options.argv.push_back(arg);
+  }
+  options.stdout_mode = StdioMode::kPipe;
+  options.stderr_mode = StdioMode::kPipe;
+  absl::StatusOr<Subprocess> fleet = Subprocess::Start(std::move(options));
+  ASSERT_TRUE(fleet.ok()) << fleet.status();
+  int polls = 0;
+  while (!fleet->Wait(absl::ZeroDuration()).ok()) {
+    Result ls = Fcvm({"ls", "--json"});
+    ASSERT_EQ(ls.code, 0) << ls.err;
+    google::protobuf::ListValue all;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ls.out, &all).ok())
+        << ls.out;
+    ++polls;
+  }
+  std::cout << polls << " polls of ls --json while 10 clones started\n";
+  absl::StatusOr<Subprocess::Output> out = fleet->Communicate("");
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->exit.code, 0) << out->stderr_data;
+  // Fleet memory, from inspect (the VMMs' smaps_rollup): clean guest
+  // pages are shared through the snapshot's memory file, so the fleet's
+  // summed PSS is well under ten times one VM (bound: 0.4x ten times the
+  // source's RSS, its RAM all its own).
+  double fleet_pss = 0;
+  for (int i = 1; i <= 10; ++i) {
+    google::protobuf::Struct state = Inspect(absl::StrCat("t3-", i));
+    Remember(state);
+    EXPECT_EQ(Field(state, "phase"), "RUNNING") << i;
+    fleet_pss += Sub(state, "memory_kib").fields().at("pss").number_value();
+  }
+  const double source_rss =
+      Sub(Inspect("src"), "memory_kib").fields().at("rss").number_value();
+  std::cout << "10 clones: summed PSS " << fleet_pss / 1024
+            << " MiB; the source's RSS " << source_rss / 1024 << " MiB\n";
+  EXPECT_LT(fleet_pss, 0.4 * 10 * source_rss);
+  Result top = Fcvm({"top", "--once", "--interval", "0.5"});
+  ASSERT_EQ(top.code, 0) << top.err;
+  EXPECT_THAT(top.out, HasSubstr("t3-10 "));
+  EXPECT_THAT(top.out, HasSubstr("PSS"));
+  // Every owner killed, restores done: their VMMs outlive them, gc ends
+  // them.
+  for (int i = 1; i <= 10; ++i) {
+    const google::protobuf::Struct state = Inspect(absl::StrCat("t3-", i));
+    int64_t supervisor = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(Field(state, "supervisor_pid"), &supervisor));
+    ASSERT_EQ(kill(static_cast<pid_t>(supervisor), SIGKILL), 0);
+  }
+  // And a clone whose owner is killed in the middle of its restore.
+  options = SubprocessOptions();
+  options.argv = fcvm_command_;
+  for (const char* arg : {"clone", "t3", "--name", "mid", "-d"}) {
+    options.argv.push_back(arg);
+  }
+  options.stdout_mode = StdioMode::kNull;
+  options.stderr_mode = StdioMode::kNull;
+  absl::StatusOr<Subprocess> mid = Subprocess::Start(std::move(options));
+  ASSERT_TRUE(mid.ok()) << mid.status();
+  const absl::Time deadline = absl::Now() + absl::Minutes(1);
+  google::protobuf::Struct state;
+  while (Field(state, "vmm_pid").empty() || Field(state, "vmm_pid") == "0") {
+    ASSERT_LT(absl::Now(), deadline) << "no VMM recorded for mid-1";
+    absl::SleepFor(absl::Milliseconds(5));
+    state = Inspect("mid-1");
+  }
+  Remember(state);
+  int64_t supervisor = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Field(state, "supervisor_pid"), &supervisor));
+  ASSERT_EQ(kill(static_cast<pid_t>(supervisor), SIGKILL), 0);
+  (void)mid->Kill();
+
+  Result gc = Fcvm({"gc"}, absl::Minutes(3));
+  EXPECT_EQ(gc.code, 0) << gc.err;
+  for (const auto& [pid, ticks] : vmms_) {
+    if (pid == 0) continue;
+    const bool source = pid == std::stoll(Field(Inspect("src"), "vmm_pid"));
+    if (!source) {
+      EXPECT_FALSE(runner::SameProcessAlive(pid, ticks)) << "VMM " << pid;
+    }
+  }
+  ASSERT_EQ(Fcvm({"rm", "-f", "src"}, absl::Minutes(3)).code, 0);
+  absl::StatusOr<std::vector<std::string>> names = Names();
+  ASSERT_TRUE(names.ok());
+  EXPECT_THAT(*names, IsEmpty());
+  // Intact, and it clones.
+  EXPECT_EQ(Fingerprint(snapshot_dir), taken);
+  Result again = Fcvm({"clone", "t3", "-d"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  state = Inspect("t3-1");
+  Remember(state);
+  ASSERT_TRUE(Get("127.0.0.1", HostPort(state)).ok());
+  ASSERT_EQ(Fcvm({"rm", "-f", "t3-1"}, absl::Minutes(3)).code, 0);
+  ASSERT_EQ(Fcvm({"snapshot", "rm", "t3"}).code, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, SnapshotTest, ::testing::ValuesIn(Targets()),

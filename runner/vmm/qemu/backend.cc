@@ -207,6 +207,7 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   launch.memory_shared = false;
   launch.incoming = true;
   ASSIGN_OR_RETURN(Subprocess process, Launch(spec, dir, std::move(launch)));
+  if (source.started) source.started(process.pid());
   auto fail = [&](const absl::Status& status) -> absl::Status {
     (void)process.Kill();
     const std::string words = LastWords(process);
