@@ -29,6 +29,7 @@
 #include "base/eintr.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "google/protobuf/util/message_differencer.h"
 
 extern char** environ;
 
@@ -501,8 +502,16 @@ void Agent::CheckGeneration() {
   next.set_host_time_unix_ms(plan->host_time_unix_ms());
   next.set_entropy(plan->entropy());
   next.set_machine_id(plan->machine_id());
+  // What did not change is not applied again: a clone on its own user
+  // network keeps its snapshot's address, and re-configuring eth0 costs
+  // the most of the identity step.
+  Plan apply = next;
+  if (google::protobuf::util::MessageDifferencer::Equals(plan_.network(),
+                                                         next.network())) {
+    apply.clear_network();
+  }
   absl::StatusOr<IdentityReport> applied =
-      ApplyIdentity(next, options_.identity);
+      ApplyIdentity(apply, options_.identity);
   if (!applied.ok()) {
     reporter_.Event(Event(AgentEvent::ERROR,
                           absl::StrCat("generation ", plan->generation(), ": ",
