@@ -33,14 +33,14 @@ int Inspect(Context& ctx, const std::vector<std::string>& names) {
         alive ? ReadMemoryUsage(state->vmm_pid(), state->vmm_start_ticks())
               : absl::NotFoundError("");
     if (memory.ok()) {
-      json.insert(1, absl::StrCat("\n \"memory_kib\": {\"rss\": ",
-                                  memory->rss_kib, ", \"pss\": ",
-                                  memory->pss_kib, ", \"shared\": ",
-                                  memory->shared_kib, ", \"private\": ",
-                                  memory->private_kib, "},"));
+      json.insert(1,
+                  absl::StrCat("\n \"memory_kib\": {\"rss\": ", memory->rss_kib,
+                               ", \"pss\": ", memory->pss_kib,
+                               ", \"shared\": ", memory->shared_kib,
+                               ", \"private\": ", memory->private_kib, "},"));
     }
-    json.insert(1, alive ? "\n \"owner_alive\": true,"
-                         : "\n \"owner_alive\": false,");
+    json.insert(
+        1, alive ? "\n \"owner_alive\": true," : "\n \"owner_alive\": false,");
     items.push_back(json);
   }
   std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());

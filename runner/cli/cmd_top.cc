@@ -48,8 +48,7 @@ int Top(Context& ctx, const std::vector<std::string>& names, bool once,
       for (const Sampled& s : running) {
         absl::StatusOr<MemoryUsage> m = ReadMemoryUsage(s.pid, s.start_ticks);
         if (!m.ok() || !now.count(s.pid) || !before.count(s.pid)) continue;
-        const double cpu =
-            100.0 * (now[s.pid] - before[s.pid]) / hz / interval;
+        const double cpu = 100.0 * (now[s.pid] - before[s.pid]) / hz / interval;
         std::printf("%-24s %6.1f %10s %10s %10s %10s\n", s.name.c_str(), cpu,
                     Mib(m->rss_kib).c_str(), Mib(m->pss_kib).c_str(),
                     Mib(m->shared_kib).c_str(), Mib(m->private_kib).c_str());

@@ -73,8 +73,6 @@ namespace fcvm::runner {
   return utime + stime;
 }
 
-std::string Mib(uint64_t kib) {
-  return absl::StrFormat("%.1fM", kib / 1024.0);
-}
+std::string Mib(uint64_t kib) { return absl::StrFormat("%.1fM", kib / 1024.0); }
 
 }  // namespace fcvm::runner

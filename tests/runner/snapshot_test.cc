@@ -23,8 +23,8 @@
 #include "base/file.h"
 #include "base/sha256.h"
 #include "base/subprocess.h"
-#include "google/protobuf/util/json_util.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "runner/state/process.h"
 #include "tests/runner/fcvm_fixture.h"
@@ -232,23 +232,26 @@ TEST_P(SnapshotTest, ADamagedOrMismatchedSnapshotIsRefusedAndLeavesNothing) {
 // no VM, process or directory, and the snapshot is intact and clones
 // again. Meanwhile `ls --json` polled throughout always parses.
 TEST_P(SnapshotTest, KilledClonesAreCollectedAndTheSnapshotStaysCloneable) {
-  Result run = Exec(Run({"-d", "--name", "src", "busybox-httpd"}),
-                    absl::Minutes(8));
+  Result run =
+      Exec(Run({"-d", "--name", "src", "busybox-httpd"}), absl::Minutes(8));
   ASSERT_EQ(run.code, 0) << run.err;
   Remember(Inspect("src"));
   ASSERT_EQ(Fcvm({"snapshot", "create", "src", "--tag", "t3"}).code, 0);
   const std::string snapshot_dir = absl::StrCat(state_, "/snapshots/t3");
   const std::string taken = Fingerprint(snapshot_dir);
 
+  // `fcvm ARGS` in the background.
+  auto start = [&](std::vector<std::string> args) {
+    SubprocessOptions options;
+    options.argv = fcvm_command_;
+    options.argv.insert(options.argv.end(), args.begin(), args.end());
+    options.stdout_mode = StdioMode::kPipe;
+    options.stderr_mode = StdioMode::kPipe;
+    return Subprocess::Start(std::move(options));
+  };
   // Ten clones at once, `ls --json` polled while they come up.
-  SubprocessOptions options;
-  options.argv = fcvm_command_;
-  for (const char* arg : {"clone", "t3", "--count", "10", "-d"}) {
-    options.argv.push_back(arg);
-  }
-  options.stdout_mode = StdioMode::kPipe;
-  options.stderr_mode = StdioMode::kPipe;
-  absl::StatusOr<Subprocess> fleet = Subprocess::Start(std::move(options));
+  absl::StatusOr<Subprocess> fleet =
+      start({"clone", "t3", "--count", "10", "-d"});
   ASSERT_TRUE(fleet.ok()) << fleet.status();
   int polls = 0;
   while (!fleet->Wait(absl::ZeroDuration()).ok()) {
@@ -292,14 +295,8 @@ TEST_P(SnapshotTest, KilledClonesAreCollectedAndTheSnapshotStaysCloneable) {
     ASSERT_EQ(kill(static_cast<pid_t>(supervisor), SIGKILL), 0);
   }
   // And a clone whose owner is killed in the middle of its restore.
-  options = SubprocessOptions();
-  options.argv = fcvm_command_;
-  for (const char* arg : {"clone", "t3", "--name", "mid", "-d"}) {
-    options.argv.push_back(arg);
-  }
-  options.stdout_mode = StdioMode::kNull;
-  options.stderr_mode = StdioMode::kNull;
-  absl::StatusOr<Subprocess> mid = Subprocess::Start(std::move(options));
+  absl::StatusOr<Subprocess> mid =
+      start({"clone", "t3", "--name", "mid", "-d"});
   ASSERT_TRUE(mid.ok()) << mid.status();
   const absl::Time deadline = absl::Now() + absl::Minutes(1);
   google::protobuf::Struct state;

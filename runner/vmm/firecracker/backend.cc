@@ -13,10 +13,8 @@ namespace {
 
 [[nodiscard]] absl::Status SetVmState(const std::string& dir,
                                       const std::string& state) {
-  Vm vm;
-  vm.set_state(state);
   return ApiClient(ApiSocket(dir))
-      .Send({"PATCH", "/vm", ToJson(vm)}, absl::Seconds(10))
+      .Send(VmStateRequest(state), absl::Seconds(10))
       .status();
 }
 

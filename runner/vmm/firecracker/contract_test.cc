@@ -66,6 +66,13 @@ std::vector<ApiRequest> AllRequests() {
     }
   }
   all.push_back(StartRequest());
+  all.push_back(VmStateRequest("Paused"));
+  all.push_back(VmStateRequest("Resumed"));
+  all.push_back(SnapshotCreateRequest("/s/t1/vmstate", "/s/t1/memory"));
+  all.push_back(
+      SnapshotLoadRequest("/s/t1/vmstate", false, "/s/t1/memory", false));
+  all.push_back(
+      SnapshotLoadRequest("/s/t1/vmstate", true, "/run/t1.uffd.sock", true));
   absl::StatusOr<ApiRequest> mmds = MmdsPlanRequest(FullSpec("x86_64").plan());
   EXPECT_TRUE(mmds.ok()) << mmds.status();
   if (mmds.ok()) all.push_back(*mmds);

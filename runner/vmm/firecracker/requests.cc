@@ -206,6 +206,31 @@ ApiRequest StartRequest() {
   return {"PUT", "/actions", ToJson(start)};
 }
 
+ApiRequest VmStateRequest(const std::string& state) {
+  Vm vm;
+  vm.set_state(state);
+  return {"PATCH", "/vm", ToJson(vm)};
+}
+
+ApiRequest SnapshotCreateRequest(const std::string& state_file,
+                                 const std::string& memory_file) {
+  SnapshotCreateParams params;
+  params.set_snapshot_path(state_file);
+  params.set_mem_file_path(memory_file);
+  params.set_snapshot_type("Full");
+  return {"PUT", "/snapshot/create", ToJson(params)};
+}
+
+ApiRequest SnapshotLoadRequest(const std::string& state_file, bool uffd,
+                               const std::string& memory_path, bool resume) {
+  SnapshotLoadParams params;
+  params.set_snapshot_path(state_file);
+  params.mutable_mem_backend()->set_backend_type(uffd ? "Uffd" : "File");
+  params.mutable_mem_backend()->set_backend_path(memory_path);
+  params.set_resume_vm(resume);
+  return {"PUT", "/snapshot/load", ToJson(params)};
+}
+
 [[nodiscard]] absl::StatusOr<ApiRequest> MmdsPlanRequest(
     const agent::Plan& plan) {
   // The plan's JSON mapping as a JSON value (64-bit integers are strings

@@ -41,6 +41,17 @@ std::string PlatformBootArgs(const std::string& arch);
 [[nodiscard]] absl::StatusOr<std::vector<ApiRequest>> ConfigureRequests(
     const VmSpec& spec);
 ApiRequest StartRequest();
+// PATCH /vm: "Paused" or "Resumed".
+ApiRequest VmStateRequest(const std::string& state);
+// PUT /snapshot/create: a full snapshot of the paused VM, its state and
+// its memory into these files.
+ApiRequest SnapshotCreateRequest(const std::string& state_file,
+                                 const std::string& memory_file);
+// PUT /snapshot/load into a fresh Firecracker: the state file, and the
+// memory from `memory_path` (a file, File) or the memory server listening
+// there (Uffd); the VM stays paused unless `resume`.
+ApiRequest SnapshotLoadRequest(const std::string& state_file, bool uffd,
+                               const std::string& memory_path, bool resume);
 // Replaces the whole MMDS store with the plan (after a restore, too): PUT
 // /mmds with {"fcvm": {"plan": <the plan's JSON mapping>}}, a
 // google.protobuf.Struct printed with ToJson (keys sorted).

@@ -163,6 +163,29 @@ TEST(RequestsTest, MmdsPlanBodyIsTheFcvmDocumentWithThePlanInside) {
       << back.DebugString();
 }
 
+// The snapshot requests, as Firecracker reads them (the contract test
+// checks them against both spec versions).
+TEST(RequestsTest, PauseSnapshotAndLoadBodies) {
+  ApiRequest pause = VmStateRequest("Paused");
+  EXPECT_EQ(pause.method, "PATCH");
+  EXPECT_EQ(pause.path, "/vm");
+  EXPECT_EQ(pause.body, R"({"state":"Paused"})");
+  ApiRequest create = SnapshotCreateRequest("/s/vmstate", "/s/memory");
+  EXPECT_EQ(create.path, "/snapshot/create");
+  EXPECT_EQ(create.body,
+            R"({"snapshot_path":"/s/vmstate","mem_file_path":"/s/memory",)"
+            R"("snapshot_type":"Full"})");
+  ApiRequest load =
+      SnapshotLoadRequest("/s/vmstate", true, "/run/u.sock", false);
+  EXPECT_EQ(load.method, "PUT");
+  EXPECT_EQ(load.path, "/snapshot/load");
+  EXPECT_EQ(load.body,
+            R"({"snapshot_path":"/s/vmstate","mem_backend":{"backend_type":)"
+            R"("Uffd","backend_path":"/run/u.sock"},"resume_vm":false})");
+  EXPECT_THAT(SnapshotLoadRequest("/s/vmstate", false, "/s/memory", true).body,
+              HasSubstr(R"("backend_type":"File","backend_path":"/s/memory")"));
+}
+
 TEST(RequestsTest, AnEmptyPlanIsAnEmptyObject) {
   absl::StatusOr<ApiRequest> request = MmdsPlanRequest(agent::Plan());
   ASSERT_TRUE(request.ok()) << request.status();
