@@ -7,6 +7,7 @@
 #include "base/free_port.h"
 #include "base/status.h"
 #include "runner/snapshot/machine.h"
+#include "runner/net/tap_network.h"
 #include "runner/vm/host_facts.h"
 #include "runner/vm/remove.h"
 #include "runner/vm/run.h"
@@ -97,12 +98,12 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
         "snapshot's memory file (--mem-backend file)"));
   }
   const std::string mode = source.network().mode();
-  if (mode != "user" && mode != "none") {
+  const bool tap = mode == "tap";
+  if (mode != "user" && mode != "none" && !tap) {
     return absl::UnimplementedError(absl::StrCat(
         what, ": its VM ran on a '", mode,
-        "' network; clones of TAP-networked VMs need a network namespace "
-        "each and are not implemented yet (snapshot a VM run with "
-        "--network user)"));
+        "' network; clones of rootless (pasta, slirp4netns) VMs are not "
+        "implemented yet (user, tap and none are)"));
   }
   if (source.volumes_size() > 0) {
     return absl::UnimplementedError(
@@ -147,6 +148,17 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     VmSpec& spec = *state.mutable_spec();
     spec.set_name(state.name());
     spec.clear_netns_pid();
+    if (tap) {
+      // A TAP of its own, a subnet of its own (CreateVm chooses it under
+      // the store's lock): the agent moves the guest to its new address
+      // and MAC when it re-identifies. The NIC itself is the snapshot's.
+      NetworkState fresh;
+      fresh.set_mode(mode);
+      *fresh.mutable_dns() = source.network().dns();
+      *state.mutable_network() = fresh;
+      spec.clear_nics();
+      spec.mutable_plan()->clear_network();
+    }
     for (Disk& disk : *spec.mutable_disks()) {
       if (disk.path() == source.disk()) disk.set_path(state.disk());
     }

@@ -90,6 +90,38 @@ TEST(CloneTest, EachCloneIsItsOwnMachine) {
   EXPECT_EQ(machine_ids.size(), 2u);
 }
 
+// A TAP clone gets a network of its own: the subnet, TAP and addresses
+// come from CreateVm (ApplySubnet), so none of the source's is kept; the
+// guest learns its new address when it re-identifies.
+TEST(CloneTest, ATapCloneLeavesItsNetworkToBeAssigned) {
+  SnapshotManifest m = Manifest();
+  VmState& s = *m.mutable_source();
+  NetworkState& net = *s.mutable_network();
+  net.set_mode("tap");
+  net.set_tap("fc00112233445566");
+  net.set_subnet("10.213.0.4/30");
+  net.set_guest_ip("10.213.0.6");
+  net.add_dns("10.213.0.5");
+  s.mutable_spec()->clear_nics();
+  s.mutable_spec()->add_nics()->set_tap("fc00112233445566");
+  s.mutable_spec()->mutable_plan()->mutable_network()->set_ip_cidr(
+      "10.213.0.6/30");
+  CloneRequest request;
+  request.count = 1;
+  std::vector<std::vector<PublishedPort>> ports = {ClonePorts(m, request, 0)};
+  ports[0][0].set_host_port(40001);
+  absl::StatusOr<std::vector<Launch>> l =
+      PlanClones(m, "/s", request, "/r", {Seed('1')}, ports);
+  ASSERT_TRUE(l.ok()) << l.status();
+  const VmState& clone = (*l)[0].state;
+  EXPECT_EQ(clone.network().mode(), "tap");
+  EXPECT_TRUE(clone.network().tap().empty());
+  EXPECT_TRUE(clone.network().subnet().empty());
+  EXPECT_EQ(clone.network().dns(0), "10.213.0.5");
+  EXPECT_EQ(clone.spec().nics_size(), 0);
+  EXPECT_FALSE(clone.spec().plan().has_network());
+}
+
 TEST(CloneTest, FixedHostPortsCountUpPerClone) {
   CloneRequest request;
   request.count = 3;
@@ -104,13 +136,9 @@ TEST(CloneTest, WhatCannotBeClonedYetIsSaid) {
   CloneRequest request;
   request.count = 1;
   std::vector<std::vector<PublishedPort>> ports = {{}};
-  SnapshotManifest tap = Manifest();
-  tap.mutable_source()->mutable_network()->set_mode("tap");
-  absl::StatusOr<std::vector<Launch>> l =
-      PlanClones(tap, "/s", request, "/r", {Seed('1')}, ports);
-  EXPECT_THAT(l.status().message(), HasSubstr("'tap' network"));
   request.memory = MemoryBackend::kUffd;
-  l = PlanClones(Manifest(), "/s", request, "/r", {Seed('1')}, ports);
+  absl::StatusOr<std::vector<Launch>> l =
+      PlanClones(Manifest(), "/s", request, "/r", {Seed('1')}, ports);
   EXPECT_THAT(l.status().message(), HasSubstr("--mem-backend uffd"));
   request.memory = MemoryBackend::kFile;
   request.prefix = "Bad_Name";
