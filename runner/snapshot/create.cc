@@ -78,8 +78,17 @@ namespace fcvm::runner {
     inputs.push_back(
         {i == 0 ? "rootfs" : absl::StrCat("drive ", i), spec.disks(i).path()});
   }
+  std::vector<InputFile> known;
+  if (absl::StatusOr<std::vector<SnapshotEntry>> others = snapshots.List();
+      others.ok()) {
+    for (const SnapshotEntry& other : *others) {
+      if (!other.manifest.ok()) continue;
+      known.insert(known.end(), other.manifest->inputs().begin(),
+                   other.manifest->inputs().end());
+    }
+  }
   for (const auto& [role, path] : inputs) {
-    absl::StatusOr<InputFile> input = DescribeInput(role, path);
+    absl::StatusOr<InputFile> input = DescribeInput(role, path, known);
     if (!input.ok()) return fail(input.status());
     *manifest.add_inputs() = *input;
   }

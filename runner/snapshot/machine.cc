@@ -63,8 +63,9 @@ MachineDescription DescribeMachine(const VmState& state) {
       absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
 }
 
-[[nodiscard]] absl::StatusOr<InputFile> DescribeInput(const std::string& role,
-                                                      const std::string& path) {
+[[nodiscard]] absl::StatusOr<InputFile> DescribeInput(
+    const std::string& role, const std::string& path,
+    const std::vector<InputFile>& known) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     return ErrnoStatus(absl::StrCat("the ", role, " ", path));
@@ -74,6 +75,13 @@ MachineDescription DescribeMachine(const VmState& state) {
   file.set_path(path);
   file.set_size(static_cast<uint64_t>(st.st_size));
   file.set_mtime_ns(MtimeNs(st));
+  for (const InputFile& other : known) {
+    if (other.path() == path && other.size() == file.size() &&
+        other.mtime_ns() == file.mtime_ns() && !other.sha256().empty()) {
+      file.set_sha256(other.sha256());
+      return file;
+    }
+  }
   ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
   file.set_sha256(sha);
   return file;

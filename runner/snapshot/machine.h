@@ -28,9 +28,13 @@ MachineDescription DescribeMachine(const VmState& state);
 // (Debian ...)", "Firecracker v1.16.1"); the error names the binary.
 [[nodiscard]] absl::StatusOr<std::string> VmmVersion(const std::string& binary);
 
-// An input file as it is now, hashed.
-[[nodiscard]] absl::StatusOr<InputFile> DescribeInput(const std::string& role,
-                                                      const std::string& path);
+// An input file as it is now, hashed; or, when `known` holds the same
+// path with the same size and mtime (another snapshot's manifest), its
+// hash (the rule a clone's check trusts too): base.ext4 is hashed once,
+// not at every snapshot.
+[[nodiscard]] absl::StatusOr<InputFile> DescribeInput(
+    const std::string& role, const std::string& path,
+    const std::vector<InputFile>& known = {});
 
 // A file the snapshot holds, as it is now.
 [[nodiscard]] absl::StatusOr<HeldFile> DescribeHeld(const std::string& dir,

@@ -154,5 +154,22 @@ TEST(MachineTest, AnInputRewrittenWithTheSameBytesStillMatches) {
   EXPECT_NE(now.inputs[0]->sha256(), before->sha256());
 }
 
+// Another snapshot's hash of the same unchanged file is taken as is; a
+// file whose stat differs is hashed again.
+TEST(MachineTest, AnotherSnapshotsHashOfAnUnchangedInputIsReused) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/rootfs";
+  ASSERT_TRUE(WriteFileAtomically(path, "ext4 bytes").ok());
+  absl::StatusOr<InputFile> first = DescribeInput("rootfs", path);
+  ASSERT_TRUE(first.ok()) << first.status();
+  InputFile known = *first;
+  known.set_sha256("recorded");
+  absl::StatusOr<InputFile> again = DescribeInput("rootfs", path, {known});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->sha256(), "recorded");
+  known.set_mtime_ns(known.mtime_ns() + 1);
+  again = DescribeInput("rootfs", path, {known});
+  EXPECT_EQ(again->sha256(), first->sha256());
+}
+
 }  // namespace
 }  // namespace fcvm::runner
