@@ -98,12 +98,12 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
         "snapshot's memory file (--mem-backend file)"));
   }
   const std::string mode = source.network().mode();
-  const bool tap = mode == "tap";
+  // tap, pasta, slirp4netns: a TAP (in a namespace of its own for the
+  // rootless two), given to each clone afresh.
+  const bool tap = net::UsesTap(mode);
   if (mode != "user" && mode != "none" && !tap) {
-    return absl::UnimplementedError(absl::StrCat(
-        what, ": its VM ran on a '", mode,
-        "' network; clones of rootless (pasta, slirp4netns) VMs are not "
-        "implemented yet (user, tap and none are)"));
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": its VM ran on a '", mode, "' network"));
   }
   if (source.volumes_size() > 0) {
     return absl::UnimplementedError(

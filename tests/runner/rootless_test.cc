@@ -280,6 +280,47 @@ TEST_F(RootlessTest, PastaAsNobodyServesThePublishedPortAndStopLeavesNothing) {
   EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " left";
 }
 
+// Clones of a rootless VM, as nobody: each gets a namespace, TAP, /30 and
+// pasta of its own, its agent moves the guest to the new address, and each
+// answers on its own published port; rm leaves no process of any of them.
+TEST_F(RootlessTest, ClonesOfAPastaVmEachGetANetworkOfTheirOwn) {
+  const uint16_t port = FreePort();
+  Result run =
+      Nobody({"run", "-d", "--network", "pasta", "--accel", "tcg", "--name",
+              "web", "-p", absl::StrCat(port, ":8080"), "busybox-httpd"},
+             absl::Minutes(8));
+  ASSERT_EQ(run.code, 0) << run.err;
+  Remember(Inspect("web"));
+  Result snap = Nobody({"snapshot", "create", "web", "--tag", "tr"});
+  ASSERT_EQ(snap.code, 0) << snap.err;
+  const uint16_t first = FreePort();
+  Result clone = Nobody(
+      {"clone", "tr", "--count", "2", "-p", absl::StrCat(first, ":8080")});
+  std::cout << clone.err;
+  ASSERT_EQ(clone.code, 0) << clone.err;
+  std::vector<Pids> all;
+  for (int i = 1; i <= 2; ++i) {
+    google::protobuf::Struct state = Inspect(absl::StrCat("tr-", i));
+    Remember(state);
+    all.push_back(PidsOf(state));
+    EXPECT_TRUE(Alive(all.back().helper)) << "tr-" << i;
+    EXPECT_EQ(UidOf(all.back().vmm.first), kNobody);
+    ExpectHostUntouched(state);
+    absl::StatusOr<std::string> page = Get("127.0.0.1", first + i - 1);
+    ASSERT_TRUE(page.ok()) << "tr-" << i << ": " << page.status();
+    EXPECT_THAT(*page, HasSubstr("fcvm busybox-httpd"));
+  }
+  ASSERT_TRUE(Get("127.0.0.1", port).ok()) << "the source stopped serving";
+  Result rm = Nobody({"rm", "-f", "tr-1", "tr-2", "web"});
+  ASSERT_EQ(rm.code, 0) << rm.err;
+  for (const Pids& pids : all) {
+    EXPECT_FALSE(Alive(pids.vmm));
+    EXPECT_FALSE(Alive(pids.helper)) << "pasta left running";
+    EXPECT_FALSE(Alive(pids.holder)) << "namespace holder left running";
+  }
+  ASSERT_EQ(Nobody({"snapshot", "rm", "tr"}).code, 0);
+}
+
 TEST_F(RootlessTest, Slirp4netnsRunnerKilledThenGcRemovesEverything) {
   const uint16_t port = FreePort();
   std::string progress;
