@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "runner/cli/command.h"
@@ -25,7 +26,8 @@ int Top(Context& ctx, const std::vector<std::string>& names, bool once,
         double interval) {
   const std::set<std::string> wanted(names.begin(), names.end());
   const bool tty = isatty(STDOUT_FILENO) == 1;
-  std::map<pid_t, uint64_t> before;
+  // By pid and start time: a reused pid is another process.
+  std::map<std::pair<pid_t, uint64_t>, uint64_t> before;
   for (bool first = true;; first = false) {
     absl::StatusOr<std::vector<ListedVm>> vms = ListVms(ctx.store);
     if (!vms.ok()) return Complain(1, vms.status());
@@ -36,9 +38,11 @@ int Top(Context& ctx, const std::vector<std::string>& names, bool once,
       running.push_back({vm.entry.name, vm.entry.state->vmm_pid(),
                          vm.entry.state->vmm_start_ticks()});
     }
-    std::map<pid_t, uint64_t> now;
+    std::map<std::pair<pid_t, uint64_t>, uint64_t> now;
     for (const Sampled& s : running) {
-      if (absl::StatusOr<uint64_t> t = CpuTicks(s.pid); t.ok()) now[s.pid] = *t;
+      if (absl::StatusOr<uint64_t> t = CpuTicks(s.pid); t.ok()) {
+        now[{s.pid, s.start_ticks}] = *t;
+      }
     }
     if (!first) {
       if (tty && !once) std::printf("\033[H\033[J");
@@ -47,8 +51,12 @@ int Top(Context& ctx, const std::vector<std::string>& names, bool once,
       const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
       for (const Sampled& s : running) {
         absl::StatusOr<MemoryUsage> m = ReadMemoryUsage(s.pid, s.start_ticks);
-        if (!m.ok() || !now.count(s.pid) || !before.count(s.pid)) continue;
-        const double cpu = 100.0 * (now[s.pid] - before[s.pid]) / hz / interval;
+        const std::pair<pid_t, uint64_t> key = {s.pid, s.start_ticks};
+        if (!m.ok() || !now.count(key) || !before.count(key) ||
+            now[key] < before[key]) {
+          continue;
+        }
+        const double cpu = 100.0 * (now[key] - before[key]) / hz / interval;
         std::printf("%-24s %6.1f %10s %10s %10s %10s\n", s.name.c_str(), cpu,
                     Mib(m->rss_kib).c_str(), Mib(m->pss_kib).c_str(),
                     Mib(m->shared_kib).c_str(), Mib(m->private_kib).c_str());

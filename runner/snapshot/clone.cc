@@ -4,13 +4,16 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/free_port.h"
 #include "base/status.h"
-#include "runner/snapshot/machine.h"
+#include "google/protobuf/util/json_util.h"
 #include "runner/net/tap_network.h"
+#include "runner/snapshot/machine.h"
 #include "runner/vm/host_facts.h"
 #include "runner/vm/remove.h"
 #include "runner/vm/run.h"
+#include "runner/vmm/qemu/argv.h"
 #include "runner/vmm/vmm.h"
 
 namespace fcvm::runner {
@@ -183,6 +186,20 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     plan.set_entropy(seed.entropy);
     plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
     RETURN_IF_ERROR(CheckPlan(state));
+    // QEMU's fw_cfg: the clone's plan must pad to its snapshot's size.
+    std::string source_json, clone_json;
+    (void)google::protobuf::util::MessageToJsonString(source.spec().plan(),
+                                                      &source_json);
+    (void)google::protobuf::util::MessageToJsonString(plan, &clone_json);
+    if (qemu::PaddedPlanSize(clone_json.size()) !=
+        qemu::PaddedPlanSize(source_json.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": clone '", state.name(), "''s plan is ", clone_json.size(),
+          " bytes and its snapshot's ", source_json.size(),
+          ": under QEMU they must fit the same 4 KiB block (the guest's "
+          "fw_cfg keeps the size it booted with); a shorter --name or fewer "
+          "-p ports"));
+    }
     launches.push_back(std::move(launch));
   }
   return launches;
@@ -218,15 +235,21 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
   absl::StatusOr<std::vector<Launch>> launches =
       PlanClones(*manifest, dir, request, store.root(), seeds, *ports);
   if (!launches.ok()) return Say(1, std::string(launches.status().message()));
+  // Every name free before any clone is made: a failure below then only
+  // ever concerns clones this command made.
+  for (const Launch& launch : *launches) {
+    if (store.Read(launch.state.name()).ok()) {
+      return Say(1, absl::StrCat("a VM named '", launch.state.name(),
+                                 "' exists (--name PREFIX)"));
+    }
+  }
   int code = 0;
-  // A clone that failed to restore (a damaged snapshot, a port taken)
-  // never ran a container of its own: it goes, its error said.
+  // A clone of ours that failed (a damaged snapshot, a port taken) never
+  // ran a container of its own: it goes, its error said. Its owner is gone
+  // by then (RemoveVm refuses a live one).
   auto failed = [&](const std::string& name, int one) {
     if (code == 0) code = one;
-    absl::StatusOr<VmState> state = store.Read(name);
-    if (state.ok() && state->phase() == VmState::FAILED) {
-      (void)RemoveVm(store, name, /*force=*/false);
-    }
+    if (store.Read(name).ok()) (void)RemoveVm(store, name, /*force=*/false);
   };
   if (!request.detach) {
     return RunVm(store, std::move(launches->front()), holder_argv);
@@ -245,8 +268,10 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
     }
     started.push_back(std::move(*run));
   }
+  // One deadline for the fleet, not one per clone.
+  const absl::Time deadline = absl::Now() + absl::Minutes(10);
   for (StartedRun& run : started) {
-    const int one = AwaitDetachedRun(store, run);
+    const int one = AwaitDetachedRun(store, run, deadline);
     if (one != 0) failed(run.state.name(), one);
   }
   return code;

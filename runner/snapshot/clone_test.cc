@@ -3,6 +3,7 @@
 #include <set>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace fcvm::runner {
@@ -120,6 +121,36 @@ TEST(CloneTest, ATapCloneLeavesItsNetworkToBeAssigned) {
   EXPECT_EQ(clone.network().dns(0), "10.213.0.5");
   EXPECT_EQ(clone.spec().nics_size(), 0);
   EXPECT_FALSE(clone.spec().plan().has_network());
+}
+
+// Under QEMU the guest's fw_cfg keeps the size of the plan it booted with:
+// a clone whose plan would pad to another size is refused, saying why.
+TEST(CloneTest, APlanThatOutgrowsItsSnapshotsBlockIsRefused) {
+  auto size = [](const agent::Plan& plan) {
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(plan, &json);
+    return json.size();
+  };
+  SnapshotManifest m = Manifest();
+  agent::Plan& plan = *m.mutable_source()->mutable_spec()->mutable_plan();
+  CloneRequest request;
+  request.count = 1;
+  std::vector<std::vector<PublishedPort>> ports = {ClonePorts(m, request, 0)};
+  ports[0][0].set_host_port(40001);
+  // How much a default clone's plan adds to its source's (name, ports).
+  absl::StatusOr<std::vector<Launch>> l =
+      PlanClones(m, "/s", request, "/r", {Seed('1')}, ports);
+  ASSERT_TRUE(l.ok()) << l.status();
+  const size_t added = size((*l)[0].state.spec().plan()) - size(plan);
+  // The source's plan padded so that a default clone's just fits its block.
+  (*plan.mutable_env())["PAD"] = "";
+  (*plan.mutable_env())["PAD"] = std::string(4095 - added - size(plan), 'x');
+  ASSERT_EQ(size(plan) + added, 4095u);
+  EXPECT_TRUE(PlanClones(m, "/s", request, "/r", {Seed('1')}, ports).ok());
+  // A longer name does not.
+  request.prefix = "a-longer-prefix";
+  l = PlanClones(m, "/s", request, "/r", {Seed('1')}, ports);
+  EXPECT_THAT(l.status().message(), HasSubstr("4 KiB block"));
 }
 
 TEST(CloneTest, FixedHostPortsCountUpPerClone) {

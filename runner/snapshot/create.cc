@@ -24,6 +24,12 @@ namespace fcvm::runner {
         "VM '", request.vm, "' is ", VmState::Phase_Name(state.phase()),
         ": a snapshot is taken of a VM whose container is ready"));
   }
+  if (!state.restored_from().snapshot().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", request.vm, "' is a clone of snapshot '",
+        state.restored_from().snapshot(),
+        "': a clone cannot be snapshotted yet (clone the snapshot again)"));
+  }
   ASSIGN_OR_RETURN(std::string version, VmmVersion(state.vmm_binary()));
   std::string tag = request.tag;
   if (tag.empty()) {
@@ -40,7 +46,7 @@ namespace fcvm::runner {
   control.mutable_snapshot()->set_dir(pending.dir);
   control.mutable_snapshot()->set_stop(request.stop);
   absl::StatusOr<ControlReply> reply =
-      SendControl(state.dir(), control, absl::Minutes(2));
+      SendControl(state.dir(), control, absl::Minutes(10));
   if (!reply.ok()) return fail(reply.status());
   if (!reply->ok()) return fail(absl::FailedPreconditionError(reply->error()));
 

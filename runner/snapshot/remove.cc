@@ -24,7 +24,12 @@ namespace fcvm::runner {
 [[nodiscard]] absl::Status RemoveSnapshot(StateStore& store,
                                           SnapshotStore& snapshots,
                                           const std::string& tag, bool force) {
-  RETURN_IF_ERROR(snapshots.Read(tag).status());
+  // A damaged manifest is no reason to keep the snapshot: only a missing
+  // one is an error.
+  if (absl::Status read = snapshots.Read(tag).status();
+      absl::IsNotFound(read) || absl::IsInvalidArgument(read)) {
+    return read;
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> clones, LiveClones(store, tag));
   if (!clones.empty() && !force) {
     return absl::FailedPreconditionError(absl::StrCat(

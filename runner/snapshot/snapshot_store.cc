@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <system_error>
 
@@ -22,6 +23,12 @@ namespace fcvm::runner {
 namespace {
 
 constexpr char kPartialPrefix[] = ".partial-";
+constexpr char kRemovingPrefix[] = ".removing-";
+
+bool OlderThanAnHour(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && time(nullptr) - st.st_mtime > 3600;
+}
 
 }  // namespace
 
@@ -159,29 +166,46 @@ SnapshotStore::Abandoned() const {
   if (error) return dirs;
   for (const auto& entry : it) {
     const std::string name = entry.path().filename().string();
-    if (!absl::StartsWith(name, kPartialPrefix)) continue;
     const std::string dir = entry.path().string();
-    // Its maker holds the lease while it works; a missing lease file is a
-    // directory caught between mkdir and the lease: a maker alive then.
+    if (absl::StartsWith(name, kRemovingPrefix)) {
+      dirs.push_back(dir);  // Out of sight already: its removal failed.
+      continue;
+    }
+    if (!absl::StartsWith(name, kPartialPrefix)) continue;
+    // Its maker holds the lease while it works. Without a lease file it is
+    // either between mkdir and the lease (a maker alive) or half removed
+    // by a maker that gave up: the latter once it is an hour old.
     absl::StatusOr<std::optional<Lease>> taken = Lease::TryTake(dir);
-    if (taken.ok() && taken->has_value()) dirs.push_back(dir);
+    if (taken.ok() && taken->has_value()) {
+      dirs.push_back(dir);
+    } else if (absl::IsNotFound(taken.status()) && OlderThanAnHour(dir)) {
+      dirs.push_back(dir);
+    }
   }
   return dirs;
 }
 
 [[nodiscard]] absl::Status SnapshotStore::RemoveAbandoned(
     const std::string& dir) {
-  const std::string prefix = absl::StrCat(dir_, "/", kPartialPrefix);
-  if (!absl::StartsWith(dir, prefix) ||
-      dir.find('/', prefix.size()) != std::string::npos) {
+  const std::string partial = absl::StrCat(dir_, "/", kPartialPrefix);
+  const std::string removing = absl::StrCat(dir_, "/", kRemovingPrefix);
+  const bool is_partial = absl::StartsWith(dir, partial);
+  if ((!is_partial && !absl::StartsWith(dir, removing)) ||
+      dir.find('/', dir_.size() + 1) != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(dir, " is not an unfinished snapshot of ", dir_));
   }
-  // Taken again, so a maker that is in fact alive keeps its directory.
-  ASSIGN_OR_RETURN(std::optional<Lease> lease, Lease::TryTake(dir));
-  if (!lease.has_value()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dir, ": its maker is alive"));
+  if (is_partial) {
+    // Taken again, so a maker that is in fact alive keeps its directory.
+    absl::StatusOr<std::optional<Lease>> lease = Lease::TryTake(dir);
+    if (lease.ok() && !lease->has_value()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, ": its maker is alive"));
+    }
+    if (!lease.ok() &&
+        !(absl::IsNotFound(lease.status()) && OlderThanAnHour(dir))) {
+      return lease.status();
+    }
   }
   return RemoveTree(dir);
 }
@@ -199,7 +223,7 @@ SnapshotStore::Abandoned() const {
     return ErrnoStatus("getrandom");
   }
   const std::string gone =
-      absl::StrCat(dir_, "/.removing-", tag, "-",
+      absl::StrCat(dir_, "/", kRemovingPrefix, tag, "-",
                    absl::BytesToHexString(absl::string_view(random, 6)));
   if (rename(dir.c_str(), gone.c_str()) != 0) {
     return ErrnoStatus(absl::StrCat("removing snapshot ", dir));

@@ -57,6 +57,12 @@ TEST_F(SnapshotStoreTest, AnAbandonedPartialSnapshotIsFound) {
   ASSERT_TRUE(abandoned.ok());
   EXPECT_EQ(*abandoned, std::vector<std::string>{dir});
   EXPECT_FALSE(store.RemoveAbandoned(root_ + "/vms").ok());
+  // A removal that failed half way is collected too.
+  const std::string removing = store.dir() + "/.removing-t9-0123";
+  ASSERT_EQ(mkdir(removing.c_str(), 0700), 0);
+  abandoned = store.Abandoned();
+  EXPECT_EQ(abandoned->size(), 2u);
+  ASSERT_TRUE(store.RemoveAbandoned(removing).ok());
   ASSERT_TRUE(store.RemoveAbandoned(dir).ok());
   EXPECT_NE(access(dir.c_str(), F_OK), 0);
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,18 @@ namespace fcvm::runner {
     null.reset();
     log.reset();
     const int report = pipe.write.release();
+    // Nothing else of the caller's: a caller that starts several (clone
+    // --count N) holds the others' pipes, which would stay open in every
+    // later supervisor for its whole life.
+    int keep[] = {report, lease.fd()};
+    std::sort(std::begin(keep), std::end(keep));
+    unsigned int from = 3;
+    for (int fd : keep) {
+      if (fd < static_cast<int>(from)) continue;
+      if (fd > static_cast<int>(from)) close_range(from, fd - 1, 0);
+      from = static_cast<unsigned int>(fd) + 1;
+    }
+    close_range(from, ~0U, 0);
     auto say = [report](const std::string& line) {
       (void)WriteAll(report, absl::StrCat(line, "\n"), "the run that waits");
       close(report);  // Said once; nobody listens after.
@@ -117,9 +130,9 @@ namespace fcvm::runner {
     Lease lease, const std::string& log_path,
     const std::function<int(Lease lease, SuperviseOptions& options)>& supervise,
     SuperviseOptions options, absl::Duration wait) {
-  ASSIGN_OR_RETURN(DetachedStart start,
-                   StartDetached(std::move(lease), log_path, supervise,
-                                 std::move(options)));
+  ASSIGN_OR_RETURN(
+      DetachedStart start,
+      StartDetached(std::move(lease), log_path, supervise, std::move(options)));
   return AwaitDetached(start, wait);
 }
 

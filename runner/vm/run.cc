@@ -1,9 +1,11 @@
 #include "runner/vm/run.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/status.h"
 #include "runner/vm/backends.h"
 #include "runner/vm/create.h"
@@ -65,18 +67,21 @@ struct Created {
   auto supervise = [&](Lease lease, SuperviseOptions& with) {
     return Supervise(store, state, std::move(lease), vmm, with);
   };
-  ASSIGN_OR_RETURN(
-      DetachedStart detached,
-      StartDetached(std::move(created.vm.lease),
-                    state.dir() + "/supervisor.log", supervise,
-                    created.options));
+  ASSIGN_OR_RETURN(DetachedStart detached,
+                   StartDetached(std::move(created.vm.lease),
+                                 state.dir() + "/supervisor.log", supervise,
+                                 created.options));
   return StartedRun{state, std::move(detached)};
 }
 
-int AwaitDetachedRun(StateStore& store, StartedRun& run) {
+int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline) {
   const VmState& state = run.state;
   const char* name = state.name().c_str();
-  const DetachedOutcome outcome = AwaitDetached(run.detached);
+  const DetachedOutcome outcome = AwaitDetached(
+      run.detached,
+      deadline == absl::InfinitePast()
+          ? absl::Minutes(10)
+          : std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const std::string see = absl::StrCat(" (fcvm logs --console ", name, ")");
   if (outcome.still_booting) {
     return Say(1, absl::StrCat(name, ": ", outcome.error, see));

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 #include "runner/state/state_store.h"
 #include "runner/vm/detach.h"
 #include "runner/vm/launch.h"
@@ -31,7 +33,9 @@ struct StartedRun {
 [[nodiscard]] absl::StatusOr<StartedRun> StartDetachedRun(
     StateStore& store, Launch launch,
     const std::vector<std::string>& holder_argv);
-int AwaitDetachedRun(StateStore& store, StartedRun& run);
+// Waits until `deadline` (default: ten minutes from now).
+int AwaitDetachedRun(StateStore& store, StartedRun& run,
+                     absl::Time deadline = absl::InfinitePast());
 
 }  // namespace fcvm::runner
 

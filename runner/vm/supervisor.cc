@@ -270,6 +270,13 @@ ControlReply Supervisor::TakeSnapshot(const ControlRequest::Snapshot& request) {
     // Their disks would have to be copied and matched at restore too.
     return refuse("a VM with volumes (-v) cannot be snapshotted yet");
   }
+  if (options_.restore.has_value()) {
+    // Its RAM is its snapshot's file, mapped privately: x-ignore-shared
+    // would not skip it, and nothing would freeze it.
+    return refuse(absl::StrCat("a clone (of snapshot '",
+                               state_.restored_from().snapshot(),
+                               "') cannot be snapshotted yet"));
+  }
   const bool was_paused = paused_;
   const absl::Time start = absl::Now();
   if (!paused_) {

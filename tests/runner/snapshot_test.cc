@@ -128,6 +128,10 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   ASSERT_TRUE(Get("127.0.0.1", web_port).ok());
   EXPECT_EQ(Fingerprint(snapshot_dir), taken);
 
+  // A clone's memory is its snapshot's: it cannot be snapshotted itself.
+  Result of_clone = Fcvm({"snapshot", "create", "t1-1", "--tag", "t1b"});
+  EXPECT_EQ(of_clone.code, 1);
+  EXPECT_THAT(of_clone.err, HasSubstr("a clone cannot be snapshotted yet"));
   Result in_use = Fcvm({"snapshot", "rm", "t1"});
   EXPECT_EQ(in_use.code, 1);
   EXPECT_THAT(in_use.err, HasSubstr("in use by t1-1, t1-2, t1-3"));
@@ -225,7 +229,12 @@ TEST_P(SnapshotTest, ADamagedOrMismatchedSnapshotIsRefusedAndLeavesNothing) {
   absl::StatusOr<std::string> page = Get("127.0.0.1", HostPort(state));
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(Fcvm({"rm", "-f", "t2-1", "src"}, absl::Minutes(3)).code, 0);
-  ASSERT_EQ(Fcvm({"snapshot", "rm", "t2"}).code, 0);
+  // A snapshot whose manifest is damaged is still removed.
+  ASSERT_TRUE(WriteFileAtomically(manifest_path, "{\"tag\": ", 0600).ok());
+  EXPECT_THAT(Fcvm({"snapshot", "ls"}).out, HasSubstr("t2 "));
+  Result rm = Fcvm({"snapshot", "rm", "t2"});
+  EXPECT_EQ(rm.code, 0) << rm.err;
+  EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir << " left";
 }
 
 // Owners killed with SIGKILL while clones restore, and after: `gc` leaves

@@ -53,8 +53,7 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
   const bool fw_cfg = !launch.plan_file.empty() || !launch.fw_cfg.empty();
   argv.insert(
       argv.end(),
-      {"-accel", launch.accel, "-m",
-       absl::StrCat(memory_mib), "-smp",
+      {"-accel", launch.accel, "-m", absl::StrCat(memory_mib), "-smp",
        absl::StrCat(spec.vcpus() == 0 ? 1 : spec.vcpus()), "-nodefaults",
        "-no-user-config", "-display", "none", "-serial", launch.console,
        "-no-reboot", "-kernel", spec.kernel(), "-append",

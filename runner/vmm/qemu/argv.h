@@ -44,6 +44,16 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg);
 // others ("-v /x,readonly=off:/y").
 std::string QemuOptValue(absl::string_view value);
 
+// The size plan.json is padded to for a plan whose JSON is `json_size`
+// bytes: the next multiple of 4 KiB above it. A clone's plan replaces its
+// snapshot's in fw_cfg, and Linux's fw_cfg sysfs driver (aarch64 virt)
+// keeps each file's size from boot, so a clone's padded plan must be its
+// snapshot's size. JSON ignores the trailing blanks.
+inline size_t PaddedPlanSize(size_t json_size) {
+  constexpr size_t kBlock = 4096;
+  return (json_size / kBlock + 1) * kBlock;
+}
+
 // qemu-system-<arch> argv. Fails on a spec QEMU cannot take, naming it.
 [[nodiscard]] absl::StatusOr<std::vector<std::string>> QemuArgv(
     const VmSpec& spec, const Launch& launch);

@@ -1,5 +1,6 @@
 #include "runner/vmm/qemu/backend.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,10 +9,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "base/unique_fd.h"
 #include "google/protobuf/util/json_util.h"
 #include "runner/storage/disk.h"
 #include "runner/vmm/qemu/argv.h"
@@ -59,25 +60,16 @@ google::protobuf::Struct UriArgument(const std::string& uri) {
   return arguments;
 }
 
-// The plan as JSON padded with spaces to a multiple of 4 KiB. A clone's
-// plan replaces its snapshot's in fw_cfg, and Linux's fw_cfg sysfs driver
-// (aarch64 virt) keeps each file's size from boot: the clone's plan must
-// fit the size the guest saw. JSON ignores the trailing blanks.
+// The plan as JSON padded with spaces (PaddedPlanSize).
 [[nodiscard]] absl::StatusOr<std::string> PaddedPlanJson(
     const fcvm::agent::Plan& plan) {
   std::string json;
   if (!google::protobuf::util::MessageToJsonString(plan, &json).ok()) {
     return absl::InternalError("the plan does not print as JSON");
   }
-  constexpr size_t kBlock = 4096;
-  json.resize((json.size() / kBlock + 1) * kBlock, ' ');
+  json.resize(PaddedPlanSize(json.size()), ' ');
   json.back() = '\n';
   return json;
-}
-
-// '...' for /bin/sh, which runs QEMU's exec: migration URIs.
-std::string ShellQuote(const std::string& word) {
-  return absl::StrCat("'", absl::StrReplaceAll(word, {{"'", "'\\''"}}), "'");
 }
 
 // Both ends of a migration must skip the RAM that lives in the shared
@@ -236,10 +228,19 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   if (absl::Status ignore = IgnoreSharedMemory(*qmp); !ignore.ok()) {
     return fail(ignore);
   }
-  const google::protobuf::Struct incoming = UriArgument(absl::StrCat(
-      "exec:cat ",
-      ShellQuote(absl::StrCat(source.snapshot_dir, "/", kSnapshotStateFile))));
-  if (absl::Status in = qmp->Execute("migrate-incoming", incoming).status();
+  // The state file opened here and handed over (fd:), as Snapshot does.
+  absl::StatusOr<UniqueFd> state =
+      OpenFd(absl::StrCat(source.snapshot_dir, "/", kSnapshotStateFile),
+             O_RDONLY | O_CLOEXEC);
+  if (!state.ok()) return fail(state.status());
+  if (absl::Status sent = qmp->SendFd("fcvm-vmstate", state->get());
+      !sent.ok()) {
+    return fail(sent);
+  }
+  state->reset();
+  if (absl::Status in =
+          qmp->Execute("migrate-incoming", UriArgument("fd:fcvm-vmstate"))
+              .status();
       !in.ok()) {
     return fail(Annotate(in, "loading the device state"));
   }
@@ -281,11 +282,18 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   ASSIGN_OR_RETURN(QmpClient qmp,
                    QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
   RETURN_IF_ERROR(IgnoreSharedMemory(qmp));
+  // QEMU writes the state into a file we open and hand it (fd:): when the
+  // migration says "completed", every byte is in the file (a pipe through
+  // `exec:cat >` would still be draining).
   const std::string state_file =
       absl::StrCat(snapshot_dir, "/", kSnapshotStateFile);
-  const google::protobuf::Struct arguments = UriArgument(
-      absl::StrCat("exec:umask 077 && cat > ", ShellQuote(state_file)));
-  RETURN_IF_ERROR(qmp.Execute("migrate", arguments).status());
+  ASSIGN_OR_RETURN(
+      UniqueFd state,
+      OpenFd(state_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  RETURN_IF_ERROR(qmp.SendFd("fcvm-vmstate", state.get()));
+  state.reset();  // QEMU has its own.
+  RETURN_IF_ERROR(
+      qmp.Execute("migrate", UriArgument("fd:fcvm-vmstate")).status());
   RETURN_IF_ERROR(
       AwaitMigration(qmp, "writing the device state", absl::Seconds(60)));
   report.state_took = absl::Now() - start;

@@ -2,11 +2,13 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -45,11 +47,32 @@ namespace fcvm::runner::qemu {
   return client;
 }
 
-[[nodiscard]] absl::Status QmpClient::Send(const QmpCommand& command) {
+[[nodiscard]] absl::Status QmpClient::Send(const QmpCommand& command, int fd) {
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(command, &json);
   json.push_back('\n');
-  return WriteAll(fd_.get(), json, absl::StrCat("QMP at ", socket_path_));
+  const std::string what = absl::StrCat("QMP at ", socket_path_);
+  if (fd < 0) return WriteAll(fd_.get(), json, what);
+  // The descriptor goes with the command's first byte; the rest after it.
+  iovec first = {json.data(), 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message = {};
+  message.msg_iov = &first;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&message);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t sent;
+  do {
+    sent = sendmsg(fd_.get(), &message, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent != 1)
+    return ErrnoStatus(absl::StrCat(what, ": sending a descriptor"));
+  return WriteAll(fd_.get(), absl::string_view(json).substr(1), what);
 }
 
 [[nodiscard]] absl::StatusOr<QmpMessage> QmpClient::ReadMessage(
@@ -95,12 +118,27 @@ namespace fcvm::runner::qemu {
 [[nodiscard]] absl::StatusOr<google::protobuf::Value> QmpClient::Execute(
     const std::string& command, const google::protobuf::Struct& arguments,
     absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   QmpCommand request;
   request.set_execute(command);
   if (!arguments.fields().empty()) *request.mutable_arguments() = arguments;
+  return Call(request, -1, absl::Now() + timeout);
+}
+
+[[nodiscard]] absl::Status QmpClient::SendFd(const std::string& name, int fd,
+                                             absl::Duration timeout) {
+  QmpCommand request;
+  request.set_execute("getfd");
+  (*request.mutable_arguments()->mutable_fields())["fdname"].set_string_value(
+      name);
+  return Call(request, fd, absl::Now() + timeout).status();
+}
+
+[[nodiscard]] absl::StatusOr<google::protobuf::Value> QmpClient::Call(
+    const QmpCommand& sent, int fd, absl::Time deadline) {
+  QmpCommand request = sent;
+  const std::string& command = request.execute();
   request.set_id(absl::StrCat("fcvm-", ++next_id_));
-  RETURN_IF_ERROR(Send(request));
+  RETURN_IF_ERROR(Send(request, fd));
   for (;;) {
     ASSIGN_OR_RETURN(QmpMessage message, ReadMessage(deadline));
     if (!message.event().empty()) {

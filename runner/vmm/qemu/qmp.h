@@ -30,6 +30,11 @@ class QmpClient {
       const google::protobuf::Struct& arguments = {},
       absl::Duration timeout = absl::Seconds(10));
 
+  // Hands `fd` to QEMU under `name` (QMP getfd: the descriptor rides along
+  // as SCM_RIGHTS), for URIs like "fd:NAME". QEMU has its own copy after.
+  [[nodiscard]] absl::Status SendFd(const std::string& name, int fd,
+                                    absl::Duration timeout = absl::Seconds(10));
+
   // Waits for an event named `name` (one already received counts).
   [[nodiscard]] absl::StatusOr<QmpMessage> WaitEvent(const std::string& name,
                                                      absl::Duration timeout);
@@ -42,7 +47,9 @@ class QmpClient {
   QmpClient(UniqueFd fd, std::string socket_path)
       : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
   [[nodiscard]] absl::StatusOr<QmpMessage> ReadMessage(absl::Time deadline);
-  [[nodiscard]] absl::Status Send(const QmpCommand& command);
+  [[nodiscard]] absl::Status Send(const QmpCommand& command, int fd = -1);
+  [[nodiscard]] absl::StatusOr<google::protobuf::Value> Call(
+      const QmpCommand& request, int fd, absl::Time deadline);
 
   UniqueFd fd_;
   std::string socket_path_;

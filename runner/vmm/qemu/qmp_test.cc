@@ -90,6 +90,25 @@ TEST_F(QmpTest, QmpErrorsNameTheCommandAndClass) {
   EXPECT_TRUE(qmp->Execute("query-status").ok());
 }
 
+// A descriptor handed over with getfd is QEMU's under that name: closefd
+// finds it once, and not again.
+TEST_F(QmpTest, ADescriptorHandedOverIsQemusUnderItsName) {
+  absl::StatusOr<QmpClient> qmp =
+      QmpClient::Connect(socket_, absl::Seconds(10));
+  ASSERT_TRUE(qmp.ok()) << qmp.status();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  ASSERT_TRUE(qmp->SendFd("test-fd", pipe_fds[1]).ok());
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  google::protobuf::Struct name;
+  (*name.mutable_fields())["fdname"].set_string_value("test-fd");
+  EXPECT_TRUE(qmp->Execute("closefd", name).ok());
+  EXPECT_FALSE(qmp->Execute("closefd", name).ok());
+  // Without a descriptor, getfd is refused by QEMU.
+  EXPECT_FALSE(qmp->Execute("getfd", name).ok());
+}
+
 TEST(QmpNoQemuTest, NoSocketIsAnErrorNamingIt) {
   absl::StatusOr<QmpClient> qmp =
       QmpClient::Connect("/tmp/fcvm-no-such-qmp.sock", absl::Milliseconds(50));
