@@ -1,5 +1,5 @@
-// fcvm snapshot ls [--json] | inspect TAG... | rm [-f] TAG... (registered
-// by cmd_snapshot.cc).
+// fcvm snapshot ls [--json] | inspect TAG... (registered by
+// cmd_snapshot.cc).
 #include <cstdio>
 
 #include "absl/strings/str_join.h"
@@ -70,21 +70,6 @@ int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags) {
     }
   }
   std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
-  return code;
-}
-
-int SnapshotRemove(Context& ctx, const std::vector<std::string>& tags,
-                   bool force) {
-  SnapshotStore snapshots(ctx.store.root());
-  int code = 0;
-  for (const std::string& tag : tags) {
-    if (absl::Status gone = RemoveSnapshot(ctx.store, snapshots, tag, force);
-        !gone.ok()) {
-      code = Complain(1, gone);
-    } else {
-      std::printf("%s\n", tag.c_str());
-    }
-  }
   return code;
 }
 

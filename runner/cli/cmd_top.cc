@@ -10,61 +10,44 @@
 
 #include "absl/time/clock.h"
 #include "runner/cli/command.h"
-#include "runner/vm/listing.h"
 #include "runner/vm/usage.h"
 
 namespace fcvm::runner {
 namespace {
 
-struct Sampled {
-  std::string name;
-  pid_t pid;
-  uint64_t start_ticks;
-};
-
 int Top(Context& ctx, const std::vector<std::string>& names, bool once,
         double interval) {
   const std::set<std::string> wanted(names.begin(), names.end());
   const bool tty = isatty(STDOUT_FILENO) == 1;
-  // By pid and start time: a reused pid is another process.
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  // CPU ticks of the last sample, by pid and start time (a reused pid is
+  // another process).
   std::map<std::pair<pid_t, uint64_t>, uint64_t> before;
   for (bool first = true;; first = false) {
-    absl::StatusOr<std::vector<ListedVm>> vms = ListVms(ctx.store);
-    if (!vms.ok()) return Complain(1, vms.status());
-    std::vector<Sampled> running;
-    for (const ListedVm& vm : *vms) {
-      if (!wanted.empty() && !wanted.count(vm.entry.name)) continue;
-      if (!vm.owner_alive || !vm.entry.state.ok()) continue;
-      running.push_back({vm.entry.name, vm.entry.state->vmm_pid(),
-                         vm.entry.state->vmm_start_ticks()});
-    }
-    std::map<std::pair<pid_t, uint64_t>, uint64_t> now;
-    for (const Sampled& s : running) {
-      if (absl::StatusOr<uint64_t> t = CpuTicks(s.pid); t.ok()) {
-        now[{s.pid, s.start_ticks}] = *t;
-      }
-    }
+    absl::StatusOr<std::vector<VmSample>> samples =
+        SampleVms(ctx.store, wanted);
+    if (!samples.ok()) return Complain(1, samples.status());
     if (!first) {
       if (tty && !once) std::printf("\033[H\033[J");
       std::printf("%-24s %6s %10s %10s %10s %10s\n", "NAME", "CPU%", "RSS",
                   "PSS", "SHARED", "PRIVATE");
-      const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-      for (const Sampled& s : running) {
-        absl::StatusOr<MemoryUsage> m = ReadMemoryUsage(s.pid, s.start_ticks);
-        const std::pair<pid_t, uint64_t> key = {s.pid, s.start_ticks};
-        if (!m.ok() || !now.count(key) || !before.count(key) ||
-            now[key] < before[key]) {
-          continue;
-        }
-        const double cpu = 100.0 * (now[key] - before[key]) / hz / interval;
+      for (const VmSample& s : *samples) {
+        auto last = before.find({s.pid, s.start_ticks});
+        if (last == before.end() || s.cpu_ticks < last->second) continue;
+        const double cpu = 100.0 * (s.cpu_ticks - last->second) / hz / interval;
         std::printf("%-24s %6.1f %10s %10s %10s %10s\n", s.name.c_str(), cpu,
-                    Mib(m->rss_kib).c_str(), Mib(m->pss_kib).c_str(),
-                    Mib(m->shared_kib).c_str(), Mib(m->private_kib).c_str());
+                    Mib(s.memory.rss_kib).c_str(),
+                    Mib(s.memory.pss_kib).c_str(),
+                    Mib(s.memory.shared_kib).c_str(),
+                    Mib(s.memory.private_kib).c_str());
       }
       std::fflush(stdout);
       if (once) return 0;
     }
-    before = std::move(now);
+    before.clear();
+    for (const VmSample& s : *samples) {
+      before[{s.pid, s.start_ticks}] = s.cpu_ticks;
+    }
     absl::SleepFor(absl::Seconds(interval));
   }
 }

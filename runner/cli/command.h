@@ -42,7 +42,7 @@ Command PauseCommand();
 Command ResumeCommand();
 Command SnapshotCommand();
 Command TopCommand();
-// `snapshot` subcommands (cmd_snapshot_ls.cc).
+// `snapshot` subcommands (cmd_snapshot_ls.cc, cmd_snapshot_rm.cc).
 int SnapshotList(Context& ctx, bool json);
 int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags);
 int SnapshotRemove(Context& ctx, const std::vector<std::string>& tags,

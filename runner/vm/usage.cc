@@ -7,6 +7,7 @@
 #include "base/file.h"
 #include "base/status.h"
 #include "runner/state/process.h"
+#include "runner/vm/listing.h"
 
 namespace fcvm::runner {
 
@@ -71,6 +72,28 @@ namespace fcvm::runner {
     return absl::DataLossError(absl::StrCat("/proc/", pid, "/stat"));
   }
   return utime + stime;
+}
+
+[[nodiscard]] absl::StatusOr<std::vector<VmSample>> SampleVms(
+    const StateStore& store, const std::set<std::string>& names) {
+  ASSIGN_OR_RETURN(std::vector<ListedVm> vms, ListVms(store));
+  std::vector<VmSample> samples;
+  for (const ListedVm& vm : vms) {
+    if (!names.empty() && !names.count(vm.entry.name)) continue;
+    if (!vm.owner_alive || !vm.entry.state.ok()) continue;
+    VmSample sample;
+    sample.name = vm.entry.name;
+    sample.pid = vm.entry.state->vmm_pid();
+    sample.start_ticks = vm.entry.state->vmm_start_ticks();
+    absl::StatusOr<uint64_t> cpu = CpuTicks(sample.pid);
+    absl::StatusOr<MemoryUsage> memory =
+        ReadMemoryUsage(sample.pid, sample.start_ticks);
+    if (!cpu.ok() || !memory.ok()) continue;
+    sample.cpu_ticks = *cpu;
+    sample.memory = *memory;
+    samples.push_back(std::move(sample));
+  }
+  return samples;
 }
 
 std::string Mib(uint64_t kib) { return absl::StrFormat("%.1fM", kib / 1024.0); }

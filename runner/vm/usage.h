@@ -9,10 +9,13 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "runner/state/state_store.h"
 
 namespace fcvm::runner {
 
@@ -34,6 +37,20 @@ struct MemoryUsage {
 
 // utime + stime of the process, in clock ticks (sysconf(_SC_CLK_TCK)).
 [[nodiscard]] absl::StatusOr<uint64_t> CpuTicks(pid_t pid);
+
+// One running VM's VMM, sampled now.
+struct VmSample {
+  std::string name;
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;  // With pid: which process (never a reused pid).
+  uint64_t cpu_ticks = 0;    // CpuTicks.
+  MemoryUsage memory;
+};
+
+// The VMs whose owner lives among `names` (every VM if empty), each with
+// its VMM sampled; a VMM that ends meanwhile is left out.
+[[nodiscard]] absl::StatusOr<std::vector<VmSample>> SampleVms(
+    const StateStore& store, const std::set<std::string>& names);
 
 // "123.4M": KiB as MiB for tables.
 std::string Mib(uint64_t kib);
