@@ -114,6 +114,10 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
   }
   const std::string prefix =
       request.prefix.empty() ? manifest.tag() : request.prefix;
+  // The size the guest's fw_cfg kept for the plan it booted with.
+  std::string source_json;
+  (void)google::protobuf::util::MessageToJsonString(source.spec().plan(),
+                                                    &source_json);
   std::vector<Launch> launches;
   for (int i = 0; i < request.count; ++i) {
     const LaunchSeeds& seed = seeds[i];
@@ -187,9 +191,7 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
     RETURN_IF_ERROR(CheckPlan(state));
     // QEMU's fw_cfg: the clone's plan must pad to its snapshot's size.
-    std::string source_json, clone_json;
-    (void)google::protobuf::util::MessageToJsonString(source.spec().plan(),
-                                                      &source_json);
+    std::string clone_json;
     (void)google::protobuf::util::MessageToJsonString(plan, &clone_json);
     if (qemu::PaddedPlanSize(clone_json.size()) !=
         qemu::PaddedPlanSize(source_json.size())) {
