@@ -556,7 +556,10 @@ void Agent::ReadConsoleCommands() {
                           RequestStop("stop request on the console");
                         } else if (line == "@fcvm reidentify") {
                           // The host restored this VM from a snapshot: its
-                          // plan (fw_cfg, MMDS) is the clone's now.
+                          // plan (fw_cfg, MMDS) is the clone's now, and the
+                          // MACs eth0 learned are the snapshot host's (no
+                          // eth0, nothing learned: nothing to forget).
+                          (void)FlushNeighbours(options_.mmds_interface);
                           source_->Restored();
                           CheckGeneration();
                         }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -284,6 +285,54 @@ bool IsLinkLocal(const in_addr& address) {
       absl::StrCat("route to ", destination_cidr,
                    gateway.empty() ? "" : absl::StrCat(" via ", gateway),
                    " dev ", ifname));
+}
+
+[[nodiscard]] absl::StatusOr<int> FlushNeighbours(const std::string& ifname) {
+  ASSIGN_OR_RETURN(int index, IfIndex(ifname));
+  ASSIGN_OR_RETURN(Netlink netlink, Netlink::Open());
+  Message dump(RTM_GETNEIGH, NLM_F_DUMP);
+  ndmsg query = {};
+  query.ndm_family = AF_INET;
+  dump.Append(query);
+  std::vector<in_addr> learned;
+  RETURN_IF_ERROR(netlink.Call(
+      dump, absl::StrCat("listing the neighbours of ", ifname),
+      [&](const nlmsghdr* h) {
+        if (h->nlmsg_type != RTM_NEWNEIGH) return;
+        const auto* reply = static_cast<const ndmsg*>(NLMSG_DATA(h));
+        if (reply->ndm_ifindex != index ||
+            (reply->ndm_state & (NUD_PERMANENT | NUD_NOARP)) != 0) {
+          return;
+        }
+        int length = RTM_PAYLOAD(h);
+        for (const rtattr* a = reinterpret_cast<const rtattr*>(
+                 reinterpret_cast<const char*>(reply) +
+                 NLMSG_ALIGN(sizeof(ndmsg)));
+             RTA_OK(a, length); a = RTA_NEXT(a, length)) {
+          if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) == sizeof(in_addr)) {
+            learned.push_back(*static_cast<const in_addr*>(RTA_DATA(a)));
+          }
+        }
+      }));
+  int flushed = 0;
+  for (const in_addr& address : learned) {
+    Message remove(RTM_DELNEIGH, 0);
+    ndmsg entry = {};
+    entry.ndm_family = AF_INET;
+    entry.ndm_ifindex = index;
+    remove.Append(entry);
+    remove.Attribute(NDA_DST, &address, sizeof(address));
+    // Gone already (it expired meanwhile) is as good as removed.
+    absl::Status removed = netlink.Call(
+        remove, absl::StrCat("forgetting neighbour ", Ipv4(&address), " of ",
+                             ifname));
+    if (removed.ok()) {
+      ++flushed;
+    } else if (!absl::IsNotFound(removed)) {
+      return removed;
+    }
+  }
+  return flushed;
 }
 
 [[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Routes() {

@@ -36,6 +36,13 @@ namespace fcvm::agent {
                                         const std::string& gateway,
                                         const std::string& ifname);
 
+// Forgets what `ifname` learned of its neighbours (IPv4 ARP entries that
+// are not permanent); returns how many. After a snapshot restore they
+// name the MACs of the snapshot's host side: a clone's TAP, gateway and
+// MMDS have others, and a stale entry would hold its traffic until it
+// expires (about 30 s).
+[[nodiscard]] absl::StatusOr<int> FlushNeighbours(const std::string& ifname);
+
 // The routes in the main table, as "dest/prefix via gw dev ifname" (for
 // tests and diagnostics).
 [[nodiscard]] absl::StatusOr<std::vector<std::string>> Ipv4Routes();

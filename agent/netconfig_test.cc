@@ -13,6 +13,7 @@ namespace {
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 // Each test runs in a network namespace of its own (made here, gone with
@@ -51,6 +52,33 @@ TEST_F(NetconfigTest, AddressReplacedLinkLocalKept) {
               UnorderedElementsAre("169.254.0.2/16", "10.200.0.6/30"));
   // Idempotent.
   ASSERT_TRUE(ReplaceIpv4Address("eth0", "10.200.0.6/30").ok());
+}
+
+// What a restored clone forgets: learned entries go, permanent ones stay.
+TEST_F(NetconfigTest, LearnedNeighboursAreForgotten) {
+  ASSERT_TRUE(SetLinkUp("eth0").ok());
+  ASSERT_TRUE(ReplaceIpv4Address("eth0", "10.200.0.14/30").ok());
+  SubprocessOptions ip;
+  ip.argv = {"ip", "neigh", "replace", "10.200.0.13", "lladdr",
+             "06:00:00:00:00:01", "dev", "eth0", "nud", "reachable"};
+  ASSERT_TRUE(RunCommand(ip, absl::Seconds(10)).ok());
+  ip.argv = {"ip", "neigh", "replace", "169.254.169.254", "lladdr",
+             "06:00:00:00:00:02", "dev", "eth0", "nud", "stale"};
+  ASSERT_TRUE(RunCommand(ip, absl::Seconds(10)).ok());
+  ip.argv = {"ip", "neigh", "replace", "10.200.0.12", "lladdr",
+             "06:00:00:00:00:03", "dev", "eth0", "nud", "permanent"};
+  ASSERT_TRUE(RunCommand(ip, absl::Seconds(10)).ok());
+  absl::StatusOr<int> flushed = FlushNeighbours("eth0");
+  ASSERT_TRUE(flushed.ok()) << flushed.status();
+  EXPECT_EQ(*flushed, 2);
+  ip.argv = {"ip", "neigh", "show", "dev", "eth0"};
+  absl::StatusOr<Subprocess::Output> left = RunCommand(ip, absl::Seconds(10));
+  ASSERT_TRUE(left.ok());
+  EXPECT_THAT(left->stdout_data, HasSubstr("10.200.0.12 "));
+  EXPECT_THAT(left->stdout_data, Not(HasSubstr("10.200.0.13 ")));
+  EXPECT_THAT(left->stdout_data, Not(HasSubstr("169.254.169.254 ")));
+  EXPECT_EQ(FlushNeighbours("eth0").value_or(-1), 0);
+  EXPECT_FALSE(FlushNeighbours("nope0").ok());
 }
 
 TEST_F(NetconfigTest, RoutesReplaceEachOther) {

@@ -568,6 +568,7 @@ void Server::MaybeCloseRecording(absl::Time now) {
 [[nodiscard]] absl::Status Server::Run() {
   epoll_event events[32];
   absl::Status result;
+  if (options_.listening) options_.listening();
   while (!stop_) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -656,6 +657,11 @@ void Server::MaybeCloseRecording(absl::Time now) {
     if (after >= next_file_check_) {
       (void)CheckMemoryFile();
       next_file_check_ = after + options_.file_check_interval;
+      if (options_.exit_when_unused && vm_count() == 0 && pending_.empty() &&
+          options_.exit_when_unused()) {
+        Log("no VM is served and none is to come: exiting");
+        break;
+      }
     }
     if (options_.exit_when_idle && served_ > 0 && vm_count() == 0 &&
         pending_.empty()) {

@@ -64,6 +64,12 @@ struct ServerOptions {
   uint64_t batch_bytes = 2 << 20;
   // Leave Run() once the last VM has gone (after at least one came).
   bool exit_when_idle = false;
+  // Asked at every check of the memory file while no VM is being served
+  // and no handshake is pending: true leaves Run() (an owner that knows
+  // whether VMs are still to come: runner/snapshot/memory_server.h).
+  std::function<bool()> exit_when_unused;
+  // Called once by Run() before it serves: the socket listens.
+  std::function<void()> listening;
   absl::Duration handshake_timeout = absl::Seconds(5);
   // Connections whose handshake is still being read, at most; more are
   // closed at once (one log line while it lasts).

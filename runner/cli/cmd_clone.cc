@@ -23,6 +23,7 @@ int Clone(Context& ctx, CloneValues& values) {
   }
   if (values.memory == "uffd") {
     request.memory = MemoryBackend::kUffd;
+    request.fcvm_argv = ctx.SelfArgv();
   } else if (values.memory != "file") {
     return Complain(2, "--mem-backend " + values.memory + ": file or uffd");
   }

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "runner/cli/command.h"
+#include "runner/snapshot/memory_server.h"
 #include "runner/snapshot/snapshot_store.h"
 #include "runner/vm/gc.h"
 
@@ -34,6 +35,12 @@ Command GcCommand() {
             } else {
               report->errors.push_back(std::string(gone.message()));
             }
+          }
+          // What killed memory servers left (sockets; the directories of
+          // snapshots that are gone).
+          for (const std::string& path :
+               CollectMemoryServers(snapshots, ctx.store.root())) {
+            std::printf("removed %s\n", path.c_str());
           }
           for (const std::string& line : report->errors) {
             Complain(1, line);

@@ -50,6 +50,7 @@ int SnapshotRemove(Context& ctx, const std::vector<std::string>& tags,
 Command CloneCommand();
 Command PreflightCommand();
 Command ServeCommand();
+Command MemoryServerCommand();
 Command NetnsHolderCommand();
 
 }  // namespace fcvm::runner

@@ -57,11 +57,17 @@ FactsRequest Context::Facts() const {
   return request;
 }
 
-std::vector<std::string> Context::HolderArgv() const {
+std::vector<std::string> Context::SelfArgv() const {
   char self[4096];
   const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
   return {length > 0 ? std::string(self, length) : "fcvm",
-          absl::StrCat("--state_dir=", store.root()), "netns-holder"};
+          absl::StrCat("--state_dir=", store.root())};
+}
+
+std::vector<std::string> Context::HolderArgv() const {
+  std::vector<std::string> argv = SelfArgv();
+  argv.push_back("netns-holder");
+  return argv;
 }
 
 }  // namespace fcvm::runner

@@ -38,6 +38,9 @@ struct Context {
   FactsRequest Facts() const;
   // The command line of `fcvm netns-holder` (this binary, this store).
   std::vector<std::string> HolderArgv() const;
+  // This program and its --state_dir: how to run fcvm again (the memory
+  // server a uffd clone starts).
+  std::vector<std::string> SelfArgv() const;
 };
 
 }  // namespace fcvm::runner

@@ -28,7 +28,8 @@ int Main(int argc, char** argv) {
       LogsCommand(),      StopCommand(),  RmCommand(),
       GcCommand(),        PauseCommand(), ResumeCommand(),
       SnapshotCommand(),  CloneCommand(),   TopCommand(),
-      PreflightCommand(), ServeCommand(), NetnsHolderCommand()};
+      PreflightCommand(), ServeCommand(), MemoryServerCommand(),
+      NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
                "fcvm");
   Context context;

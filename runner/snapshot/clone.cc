@@ -1,6 +1,7 @@
 #include "runner/snapshot/clone.h"
 
 #include <cstdio>
+#include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "runner/net/tap_network.h"
 #include "runner/snapshot/machine.h"
+#include "runner/snapshot/memory_server.h"
 #include "runner/vm/host_facts.h"
 #include "runner/vm/remove.h"
 #include "runner/vm/run.h"
@@ -89,12 +91,13 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     return absl::InternalError("clone seeds or ports are incomplete");
   }
   const VmState& source = manifest.source();
-  if (source.backend() != "qemu") {
-    return absl::UnimplementedError(
-        absl::StrCat(what, ": restoring a ", source.backend(),
-                     " snapshot is not implemented yet (QEMU only)"));
+  const bool qemu = source.backend() == "qemu";
+  if (!qemu && source.backend() != "firecracker") {
+    return absl::UnimplementedError(absl::StrCat(
+        what, ": restoring a '", source.backend(), "' snapshot"));
   }
-  if (request.memory != MemoryBackend::kFile) {
+  const bool uffd = request.memory == MemoryBackend::kUffd;
+  if (uffd && qemu) {
     return absl::InvalidArgumentError(absl::StrCat(
         what,
         ": --mem-backend uffd serves Firecracker; QEMU clones map the "
@@ -150,7 +153,7 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     state.set_disk(absl::StrCat(dir, "/disk.img"));
     RestoredFrom& from = *state.mutable_restored_from();
     from.set_snapshot(manifest.tag());
-    from.set_memory_backend("file");
+    from.set_memory_backend(uffd ? "uffd" : "file");
 
     VmSpec& spec = *state.mutable_spec();
     spec.set_name(state.name());
@@ -190,6 +193,10 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     plan.set_entropy(seed.entropy);
     plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
     RETURN_IF_ERROR(CheckPlan(state));
+    if (!qemu) {
+      launches.push_back(std::move(launch));
+      continue;
+    }
     // QEMU's fw_cfg: the clone's plan must pad to its snapshot's size.
     std::string clone_json;
     (void)google::protobuf::util::MessageToJsonString(plan, &clone_json);
@@ -253,6 +260,24 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
     if (code == 0) code = one;
     if (store.Read(name).ok()) (void)RemoveVm(store, name, /*force=*/false);
   };
+  // --mem-backend uffd: the snapshot's one memory server, running before
+  // any clone restores; its start lock held until every clone exists, so
+  // it cannot judge itself unused in between (memory_server.h).
+  std::shared_ptr<UniqueFd> server_lock;
+  if (request.memory == MemoryBackend::kUffd) {
+    absl::StatusOr<EnsuredServer> server =
+        EnsureMemoryServer(store.root(), request.tag, request.fcvm_argv);
+    if (!server.ok()) return Say(1, std::string(server.status().message()));
+    if (server->started) {
+      std::fprintf(stderr, "fcvm: memory server of '%s' started on %s\n",
+                   request.tag.c_str(), server->socket.c_str());
+    }
+    server_lock = std::make_shared<UniqueFd>(std::move(server->start_lock));
+    for (Launch& launch : *launches) {
+      launch.restore->uffd_socket = server->socket;
+      launch.created = [server_lock] { server_lock->reset(); };
+    }
+  }
   if (!request.detach) {
     return RunVm(store, std::move(launches->front()), holder_argv);
   }
@@ -270,6 +295,7 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
     }
     started.push_back(std::move(*run));
   }
+  if (server_lock) server_lock->reset();
   // One deadline for the fleet, not one per clone.
   const absl::Time deadline = absl::Now() + absl::Minutes(10);
   for (StartedRun& run : started) {

@@ -30,6 +30,9 @@ struct CloneRequest {
   std::vector<PublishedPort> ports;
   bool detach = false;
   MemoryBackend memory = MemoryBackend::kFile;
+  // kUffd: how to run fcvm itself (the program and --state_dir), for the
+  // memory server it starts on demand (memory_server.h).
+  std::vector<std::string> fcvm_argv;
 };
 
 // The ports clone `index` (0-based) publishes, before free host ports are

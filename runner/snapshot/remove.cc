@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "runner/snapshot/memory_server.h"
 #include "runner/vm/listing.h"
 #include "runner/vm/stop.h"
 
@@ -39,7 +40,9 @@ namespace fcvm::runner {
   for (const std::string& clone : clones) {
     RETURN_IF_ERROR(StopVm(store, clone, absl::Seconds(30)).status());
   }
-  return snapshots.Remove(tag);
+  RETURN_IF_ERROR(snapshots.Remove(tag));
+  // Its memory server's place (lease, log, a dead server's socket).
+  return RemoveMemoryServerPlace(store.root(), tag);
 }
 
 }  // namespace fcvm::runner

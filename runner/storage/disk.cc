@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,18 @@
 
 namespace fcvm::runner {
 namespace {
+
+[[nodiscard]] absl::Status PwriteAll(int fd, absl::string_view data,
+                                     off_t at, const std::string& what) {
+  while (!data.empty()) {
+    const ssize_t n = pwrite(fd, data.data(), data.size(), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoStatus(absl::StrCat("writing the copy of ", what));
+    data.remove_prefix(n);
+    at += n;
+  }
+  return absl::OkStatus();
+}
 
 // Copies the data extents of `from` into `to` (same offsets); holes stay
 // holes.
@@ -34,7 +48,22 @@ namespace {
     while (in < hole) {
       const ssize_t n = copy_file_range(from, &in, to, &out, hole - in, 0);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP ||
+                    errno == ENOSYS || errno == EINVAL)) {
+        break;  // Across filesystems the kernel may not: by hand below.
+      }
       if (n <= 0) return ErrnoStatus(absl::StrCat("copying ", what));
+    }
+    std::vector<char> buffer;
+    while (in < hole) {
+      buffer.resize(1 << 20);
+      const ssize_t n = pread(from, buffer.data(),
+                              std::min<off_t>(buffer.size(), hole - in), in);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoStatus(absl::StrCat("reading ", what));
+      RETURN_IF_ERROR(PwriteAll(to, absl::string_view(buffer.data(), n), in,
+                                what));
+      in += n;
     }
     data = hole;
   }

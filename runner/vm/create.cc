@@ -31,6 +31,21 @@ namespace {
 [[nodiscard]] absl::StatusOr<CreatedVm> CreateVm(StateStore& store,
                                                  Launch launch) {
   VmState& state = launch.state;
+  if (state.backend() == "firecracker") {
+    // Where each Firecracker VM's directory appears in its own mount
+    // namespace (vm_spec.proto: vmm_root); a clone's must be its
+    // snapshot's.
+    const std::string vmm_root = absl::StrCat(store.root(), "/firecracker-vm");
+    if (launch.restore.has_value() && !state.spec().vmm_root().empty() &&
+        state.spec().vmm_root() != vmm_root) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "VM '", state.name(), "': its snapshot was taken under ",
+          state.spec().vmm_root(), ", not this state root's ", vmm_root,
+          " (Firecracker's snapshot names its paths)"));
+    }
+    RETURN_IF_ERROR(EnsurePrivateDir(vmm_root));
+    state.mutable_spec()->set_vmm_root(vmm_root);
+  }
   std::optional<Lease> lease;
   if (net::UsesTap(state.network().mode())) {
     ASSIGN_OR_RETURN(Subnet pool, ParseSubnet(net::SubnetPool()));
@@ -61,6 +76,7 @@ namespace {
       return fail(made);
     }
   }
+  if (launch.created) launch.created();
   return CreatedVm{std::move(state), std::move(*lease), *disk};
 }
 

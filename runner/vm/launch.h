@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -90,6 +91,10 @@ struct Launch {
   std::string disk_template;
   // Restore this snapshot instead of booting (a clone).
   std::optional<RestoreSource> restore;
+  // Called once the VM exists (claimed, lease held, disk made): a clone
+  // served by a memory server holds the server's start lock until then,
+  // so the server cannot judge itself unused in between.
+  std::function<void()> created;
 };
 
 [[nodiscard]] absl::StatusOr<Launch> PlanLaunch(const RunFlags& flags,

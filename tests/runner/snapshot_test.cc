@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -89,7 +90,9 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   EXPECT_EQ(Field(Inspect("web"), "phase"), "RUNNING");
   EXPECT_THAT(Fcvm({"snapshot", "ls"}).out, HasSubstr("t1 "));
   EXPECT_THAT(Fcvm({"snapshot", "inspect", "t1"}).out,
-              HasSubstr("\"vmm_version\": \"QEMU emulator version"));
+              HasSubstr(GetParam().backend == "qemu"
+                            ? "\"vmm_version\": \"QEMU emulator version"
+                            : "\"vmm_version\": \"Firecracker v"));
   const std::string snapshot_dir = absl::StrCat(state_, "/snapshots/t1");
   const std::string taken = Fingerprint(snapshot_dir);
 
@@ -347,9 +350,139 @@ TEST_P(SnapshotTest, KilledClonesAreCollectedAndTheSnapshotStaysCloneable) {
 INSTANTIATE_TEST_SUITE_P(Targets, SnapshotTest, ::testing::ValuesIn(Targets()),
                          TargetName);
 
+// Firecracker's clones with --mem-backend uffd, through the stand-in
+// firecracker, which does Firecracker's restore handshake with the real
+// memory server and checks every page it is served against the
+// snapshot's memory file (its load fails otherwise). One server for all
+// the clones of a snapshot, started by the first; SIGKILLed, gc clears
+// what it left and the next clone starts another; it leaves by itself
+// with the last clone.
+using UffdCloneTest = FcvmTest;
+
+// The memory server's pid, from its ready file (0: none ready).
+pid_t ServerPid(const std::string& state, const std::string& tag) {
+  absl::StatusOr<std::string> ready =
+      ReadFile(absl::StrCat(state, "/memory-servers/", tag, "/ready"));
+  int64_t pid = 0;
+  if (!ready.ok() ||
+      !absl::SimpleAtoi(absl::StripAsciiWhitespace(*ready), &pid)) {
+    return 0;
+  }
+  return static_cast<pid_t>(pid);
+}
+
+bool Alive(pid_t pid) {
+  // A zombie is not alive: the server is setsid's orphan, reaped by init.
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  const size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() &&
+         (*stat)[paren + 2] != 'Z';
+}
+
+TEST_P(UffdCloneTest, ClonesShareOneMemoryServerThatLeavesWithTheLast) {
+  Result run =
+      Exec(Run({"-d", "--name", "src", "busybox-httpd"}), absl::Minutes(8));
+  ASSERT_EQ(run.code, 0) << run.err;
+  Remember(Inspect("src"));
+  Result snap = Fcvm({"snapshot", "create", "src", "--tag", "u1", "--stop"});
+  ASSERT_EQ(snap.code, 0) << snap.err;
+  const std::string snapshot_dir = absl::StrCat(state_, "/snapshots/u1");
+  const std::string taken = Fingerprint(snapshot_dir);
+  const std::string server_dir = absl::StrCat(state_, "/memory-servers/u1");
+
+  Result clone =
+      Fcvm({"clone", "u1", "--count", "2", "-d", "--mem-backend", "uffd"});
+  std::cout << clone.err;
+  ASSERT_EQ(clone.code, 0) << clone.err;
+  EXPECT_THAT(clone.err, HasSubstr("memory server of 'u1' started on"));
+  const pid_t server = ServerPid(state_, "u1");
+  ASSERT_GT(server, 0);
+  EXPECT_TRUE(Alive(server));
+  for (const char* name : {"u1-1", "u1-2"}) {
+    google::protobuf::Struct state = Inspect(name);
+    Remember(state);
+    EXPECT_EQ(Field(state, "phase"), "RUNNING") << name;
+    EXPECT_EQ(Field(state, "generation"), "2") << name;
+    EXPECT_EQ(Field(Sub(state, "restored_from"), "memory_backend"), "uffd");
+    absl::StatusOr<std::string> page = Get("127.0.0.1", HostPort(state));
+    ASSERT_TRUE(page.ok()) << name << ": " << page.status();
+    EXPECT_THAT(*page, HasSubstr("fcvm busybox-httpd"));
+    // The stand-in's word: every page it touched came from the server
+    // with the memory file's bytes.
+    absl::StatusOr<std::string> vmm_log =
+        ReadFile(absl::StrCat(state_, "/vms/", name, "/vmm.log"));
+    ASSERT_TRUE(vmm_log.ok()) << vmm_log.status();
+    EXPECT_THAT(*vmm_log, HasSubstr(absl::StrCat(
+                              "uffd restore through ", server_dir,
+                              "/uffd.sock")));
+    EXPECT_THAT(*vmm_log, HasSubstr(" 0 differ from "));
+  }
+  // Both clones are the one server's.
+  EXPECT_EQ(ServerPid(state_, "u1"), server);
+
+  // The server killed: gc clears what it left once the clones are gone.
+  ASSERT_EQ(kill(server, SIGKILL), 0);
+  for (int i = 0; i < 100 && Alive(server); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Fcvm({"rm", "-f", "u1-1", "u1-2"}, absl::Minutes(3)).code, 0);
+  Result gc = Fcvm({"gc"});
+  EXPECT_EQ(gc.code, 0) << gc.err;
+  EXPECT_NE(access(absl::StrCat(server_dir, "/uffd.sock").c_str(), F_OK), 0)
+      << "a dead server's socket was left";
+
+  // The next clone starts a new server, which leaves with it.
+  clone = Fcvm({"clone", "u1", "-d", "--mem-backend", "uffd"});
+  ASSERT_EQ(clone.code, 0) << clone.err;
+  const pid_t second = ServerPid(state_, "u1");
+  ASSERT_GT(second, 0);
+  EXPECT_NE(second, server);
+  google::protobuf::Struct state = Inspect("u1-1");
+  Remember(state);
+  ASSERT_TRUE(Get("127.0.0.1", HostPort(state)).ok());
+  ASSERT_EQ(Fcvm({"rm", "-f", "u1-1"}, absl::Minutes(3)).code, 0);
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (Alive(second) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_FALSE(Alive(second)) << "the memory server outlived its last clone";
+  EXPECT_NE(access(absl::StrCat(server_dir, "/uffd.sock").c_str(), F_OK), 0);
+
+  // The snapshot is as it was; rm takes the server's place with it.
+  EXPECT_EQ(Fingerprint(snapshot_dir), taken);
+  ASSERT_EQ(Fcvm({"rm", "-f", "src"}, absl::Minutes(3)).code, 0);
+  Result rm = Fcvm({"snapshot", "rm", "u1"});
+  EXPECT_EQ(rm.code, 0) << rm.err;
+  EXPECT_NE(access(server_dir.c_str(), F_OK), 0) << server_dir << " left";
+  absl::StatusOr<std::vector<std::string>> names = Names();
+  ASSERT_TRUE(names.ok());
+  EXPECT_THAT(*names, IsEmpty());
+}
+
+std::vector<Target> FirecrackerTargets() {
+  std::vector<Target> targets;
+  for (const Target& target : Targets()) {
+    if (target.backend == "firecracker") targets.push_back(target);
+  }
+  return targets;
+}
+
+// QEMU clones map the memory file; this suite has no case under QEMU.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(UffdCloneTest);
+INSTANTIATE_TEST_SUITE_P(Firecracker, UffdCloneTest,
+                         ::testing::ValuesIn(FirecrackerTargets()),
+                         TargetName);
+
 }  // namespace
 }  // namespace fcvm::testing
 
 int main(int argc, char** argv) {
+  // The stand-in's TAPs and tables go in a network namespace of our own.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--targets=standin") {
+      return fcvm::testing::FcvmTestMainInOwnNetns(argc, argv);
+    }
+  }
   return fcvm::testing::FcvmTestMain(argc, argv);
 }

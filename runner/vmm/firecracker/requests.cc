@@ -169,7 +169,7 @@ std::string PlatformBootArgs(const std::string& arch) {
                        "devices; NIC ",
                        i, " has none (user-mode networking is QEMU's)"));
     }
-    const std::string id = absl::StrCat("eth", i);
+    const std::string id = InterfaceId(i);
     NetworkInterface nic;
     nic.set_iface_id(id);
     nic.set_host_dev_name(spec.nics(i).tap());
@@ -221,13 +221,21 @@ ApiRequest SnapshotCreateRequest(const std::string& state_file,
   return {"PUT", "/snapshot/create", ToJson(params)};
 }
 
-ApiRequest SnapshotLoadRequest(const std::string& state_file, bool uffd,
-                               const std::string& memory_path, bool resume) {
+std::string InterfaceId(int index) { return absl::StrCat("eth", index); }
+
+ApiRequest SnapshotLoadRequest(
+    const std::string& state_file, bool uffd, const std::string& memory_path,
+    bool resume, const std::vector<std::pair<std::string, std::string>>& taps) {
   SnapshotLoadParams params;
   params.set_snapshot_path(state_file);
   params.mutable_mem_backend()->set_backend_type(uffd ? "Uffd" : "File");
   params.mutable_mem_backend()->set_backend_path(memory_path);
   params.set_resume_vm(resume);
+  for (const auto& [iface, tap] : taps) {
+    NetworkOverride& o = *params.add_network_overrides();
+    o.set_iface_id(iface);
+    o.set_host_dev_name(tap);
+  }
   return {"PUT", "/snapshot/load", ToJson(params)};
 }
 

@@ -7,6 +7,7 @@
 // specification) see exactly what the backend sends.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,9 +50,14 @@ ApiRequest SnapshotCreateRequest(const std::string& state_file,
                                  const std::string& memory_file);
 // PUT /snapshot/load into a fresh Firecracker: the state file, and the
 // memory from `memory_path` (a file, File) or the memory server listening
-// there (Uffd); the VM stays paused unless `resume`.
-ApiRequest SnapshotLoadRequest(const std::string& state_file, bool uffd,
-                               const std::string& memory_path, bool resume);
+// there (Uffd); the VM stays paused unless `resume`. `taps` (interface id
+// -> TAP) become network_overrides (Firecracker 1.12+; none: left out).
+ApiRequest SnapshotLoadRequest(
+    const std::string& state_file, bool uffd, const std::string& memory_path,
+    bool resume,
+    const std::vector<std::pair<std::string, std::string>>& taps = {});
+// The interface id ConfigureRequests gives spec.nics(index): "eth0", ...
+std::string InterfaceId(int index);
 // Replaces the whole MMDS store with the plan (after a restore, too): PUT
 // /mmds with {"fcvm": {"plan": <the plan's JSON mapping>}}, a
 // google.protobuf.Struct printed with ToJson (keys sorted).

@@ -184,6 +184,12 @@ TEST(RequestsTest, PauseSnapshotAndLoadBodies) {
             R"("Uffd","backend_path":"/run/u.sock"},"resume_vm":false})");
   EXPECT_THAT(SnapshotLoadRequest("/s/vmstate", false, "/s/memory", true).body,
               HasSubstr(R"("backend_type":"File","backend_path":"/s/memory")"));
+  EXPECT_THAT(
+      SnapshotLoadRequest("/s/vmstate", false, "/s/memory", false,
+                          {{InterfaceId(0), "tap-b"}})
+          .body,
+      HasSubstr(R"("network_overrides":[{"iface_id":"eth0",)"
+                R"("host_dev_name":"tap-b"}])"));
 }
 
 TEST(RequestsTest, AnEmptyPlanIsAnEmptyObject) {

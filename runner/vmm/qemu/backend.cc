@@ -209,45 +209,18 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
             where, ": ", status.message(),
             words.empty() ? "" : absl::StrCat(" (QEMU: ", words, ")")));
   };
-  // QEMU makes its socket a moment after it starts; if it exits first
-  // (a file it cannot open), say so at once instead of waiting.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  std::optional<QmpClient> qmp;
-  while (!qmp.has_value()) {
-    absl::StatusOr<QmpClient> connected =
-        QmpClient::Connect(QmpSocket(dir), absl::Milliseconds(20));
-    if (connected.ok()) {
-      qmp.emplace(std::move(*connected));
-    } else if (pollfd exited = {process.exit_fd(), POLLIN, 0};
-               poll(&exited, 1, 0) > 0) {
-      return fail(absl::FailedPreconditionError("QEMU exited at start"));
-    } else if (absl::Now() > deadline) {
-      return fail(connected.status());
-    }
-  }
-  if (absl::Status ignore = IgnoreSharedMemory(*qmp); !ignore.ok()) {
-    return fail(ignore);
-  }
+  absl::StatusOr<QmpClient> qmp =
+      ConnectToStarting(process, QmpSocket(dir), absl::Seconds(20));
+  if (!qmp.ok()) return fail(qmp.status());
   // The state file opened here and handed over (fd:), as Snapshot does.
   absl::StatusOr<UniqueFd> state =
       OpenFd(absl::StrCat(source.snapshot_dir, "/", kSnapshotStateFile),
              O_RDONLY | O_CLOEXEC);
   if (!state.ok()) return fail(state.status());
-  if (absl::Status sent = qmp->SendFd("fcvm-vmstate", state->get());
-      !sent.ok()) {
-    return fail(sent);
-  }
-  state->reset();
-  if (absl::Status in =
-          qmp->Execute("migrate-incoming", UriArgument("fd:fcvm-vmstate"))
-              .status();
-      !in.ok()) {
-    return fail(Annotate(in, "loading the device state"));
-  }
-  if (absl::Status done =
-          AwaitMigration(*qmp, "loading the device state", absl::Seconds(30));
-      !done.ok()) {
-    return fail(done);
+  if (absl::Status loaded =
+          LoadDeviceState(*qmp, state->get(), absl::Seconds(30));
+      !loaded.ok()) {
+    return fail(loaded);
   }
   if (absl::Status cont = qmp->Execute("cont").status(); !cont.ok()) {
     return fail(cont);
@@ -281,7 +254,6 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(QmpClient qmp,
                    QmpClient::Connect(QmpSocket(dir), absl::Seconds(5)));
-  RETURN_IF_ERROR(IgnoreSharedMemory(qmp));
   // QEMU writes the state into a file we open and hand it (fd:): when the
   // migration says "completed", every byte is in the file (a pipe through
   // `exec:cat >` would still be draining).
@@ -290,12 +262,7 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   ASSIGN_OR_RETURN(
       UniqueFd state,
       OpenFd(state_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  RETURN_IF_ERROR(qmp.SendFd("fcvm-vmstate", state.get()));
-  state.reset();  // QEMU has its own.
-  RETURN_IF_ERROR(
-      qmp.Execute("migrate", UriArgument("fd:fcvm-vmstate")).status());
-  RETURN_IF_ERROR(
-      AwaitMigration(qmp, "writing the device state", absl::Seconds(60)));
+  RETURN_IF_ERROR(SaveDeviceState(qmp, state.get(), absl::Seconds(60)));
   report.state_took = absl::Now() - start;
   // Frozen while the VM is stopped: the running VM keeps writing its own
   // file after it resumes; the snapshot's copy never changes.
@@ -311,6 +278,41 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   report.memory_took = copied.took;
   report.memory_method = copied.method;
   return report;
+}
+
+[[nodiscard]] absl::StatusOr<QmpClient> ConnectToStarting(
+    Subprocess& qemu, const std::string& socket, absl::Duration timeout) {
+  // QEMU makes its socket a moment after it starts; if it exits first
+  // (a file it cannot open), say so at once instead of waiting.
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    absl::StatusOr<QmpClient> connected =
+        QmpClient::Connect(socket, absl::Milliseconds(20));
+    if (connected.ok()) return connected;
+    if (pollfd exited = {qemu.exit_fd(), POLLIN, 0}; poll(&exited, 1, 0) > 0) {
+      return absl::FailedPreconditionError("QEMU exited at start");
+    }
+    if (absl::Now() > deadline) return connected.status();
+  }
+}
+
+[[nodiscard]] absl::Status SaveDeviceState(QmpClient& qmp, int fd,
+                                           absl::Duration timeout) {
+  RETURN_IF_ERROR(IgnoreSharedMemory(qmp));
+  RETURN_IF_ERROR(qmp.SendFd("fcvm-vmstate", fd));  // QEMU gets its own.
+  RETURN_IF_ERROR(
+      qmp.Execute("migrate", UriArgument("fd:fcvm-vmstate")).status());
+  return AwaitMigration(qmp, "writing the device state", timeout);
+}
+
+[[nodiscard]] absl::Status LoadDeviceState(QmpClient& qmp, int fd,
+                                           absl::Duration timeout) {
+  RETURN_IF_ERROR(IgnoreSharedMemory(qmp));
+  RETURN_IF_ERROR(qmp.SendFd("fcvm-vmstate", fd));
+  RETURN_IF_ERROR(Annotate(
+      qmp.Execute("migrate-incoming", UriArgument("fd:fcvm-vmstate")).status(),
+      "loading the device state"));
+  return AwaitMigration(qmp, "loading the device state", timeout);
 }
 
 void QemuVmm::ForceStop(Subprocess& vmm, const std::string& dir) {

@@ -3,7 +3,10 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "runner/vmm/qemu/argv.h"
+#include "runner/vmm/qemu/qmp.h"
 #include "runner/vmm/vmm.h"
 
 namespace fcvm::runner::qemu {
@@ -31,8 +34,7 @@ class QemuVmm : public Vmm {
   [[nodiscard]] absl::Status Pause(const std::string& dir) override;
   [[nodiscard]] absl::Status Resume(const std::string& dir) override;
   [[nodiscard]] absl::StatusOr<SnapshotReport> Snapshot(
-      const std::string& dir,
-                                      const std::string& snapshot_dir) override;
+      const std::string& dir, const std::string& snapshot_dir) override;
   // QMP `quit`, then SIGKILL.
   void ForceStop(Subprocess& vmm, const std::string& dir) override;
 
@@ -45,6 +47,21 @@ class QemuVmm : public Vmm {
 
 // The QMP socket in a VM's directory.
 std::string QmpSocket(const std::string& dir);
+
+// The two halves of a snapshot, for whoever drives a QEMU of their own
+// (the backend; the stand-in firecracker): the stopped VM's CPU and device
+// state (x-ignore-shared: not the RAM of a shared memory file) written to
+// `fd` from its current offset, and loaded from `fd` from its current
+// offset into a QEMU started with -incoming defer. Both return once QEMU
+// says the migration completed.
+// A QMP connection to a QEMU just started, retried until `timeout`;
+// FailedPrecondition at once if QEMU exits first.
+[[nodiscard]] absl::StatusOr<QmpClient> ConnectToStarting(
+    Subprocess& qemu, const std::string& socket, absl::Duration timeout);
+[[nodiscard]] absl::Status SaveDeviceState(QmpClient& qmp, int fd,
+                                           absl::Duration timeout);
+[[nodiscard]] absl::Status LoadDeviceState(QmpClient& qmp, int fd,
+                                           absl::Duration timeout);
 
 }  // namespace fcvm::runner::qemu
 
