@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/netconfig.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -81,7 +82,15 @@ bool LinkExists(const std::string& name) {
 
 [[nodiscard]] absl::Status DeleteTap(const std::string& name) {
   if (!LinkExists(name)) return absl::OkStatus();
+  // A VMM killed a moment ago may still be letting go (its process, or a
+  // child of it, is exiting): busy is waited out for up to two seconds.
   absl::StatusOr<UniqueFd> fd = AttachTap(name);
+  for (int i = 0; i < 200 && !fd.ok() &&
+                  absl::StrContains(fd.status().message(), "busy");
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    fd = AttachTap(name);
+  }
   if (!fd.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("deleting ", fd.status().message(),

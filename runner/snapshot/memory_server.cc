@@ -149,6 +149,7 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
   // -f: the server belongs to nobody's session and outlives this command;
   // the start lock is close-on-exec, so it never holds it.
   if (!Lease::Held(paths.dir)) {
+    unlink(ready.c_str());  // A killed server's: not the next one's word.
     SubprocessOptions start;
     start.argv = {"setsid", "-f"};
     start.argv.insert(start.argv.end(), fcvm_argv.begin(), fcvm_argv.end());

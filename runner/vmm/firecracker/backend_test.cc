@@ -4,13 +4,16 @@
 //   backend_test <standin_firecracker> <guest kernel> <firecracker spec>
 #include "runner/vmm/firecracker/backend.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <system_error>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/unique_fd.h"
@@ -160,14 +163,68 @@ TEST_F(BackendTest, NoFirecrackerBinaryIsNamed) {
               HasSubstr("/nonexistent/firecracker"));
 }
 
-TEST_F(BackendTest, RestoreAndSnapshotAreNotThereYetAndSaySo) {
+// A snapshot is PUT /snapshot/create of the paused VM: the stand-in, as
+// Firecracker, refuses it while the VM runs, and writes both files.
+TEST_F(BackendTest, SnapshotIsPutSnapshotCreateOfThePausedVm) {
   FirecrackerVmm vmm(g_standin);
-  EXPECT_FALSE(vmm.Capabilities().snapshot);
-  RestoreSource source{"/snapshots/web", MemoryBackend::kUffd, "/run/x.sock"};
-  EXPECT_EQ(vmm.Restore(Spec(), dir_, source).status().code(),
-            absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(vmm.Snapshot(dir_, "/snapshots/web").status().code(),
-            absl::StatusCode::kUnimplemented);
+  ASSERT_TRUE(vmm.Capabilities().snapshot);
+  ASSERT_TRUE(vmm.Capabilities().restore_uffd);
+  absl::StatusOr<Subprocess> process = vmm.Start(Spec(false), dir_);
+  ASSERT_TRUE(process.ok()) << process.status();
+  const std::string snapshot = dir_ + "/snap";
+  ASSERT_EQ(mkdir(snapshot.c_str(), 0700), 0);
+  absl::StatusOr<SnapshotReport> running = vmm.Snapshot(dir_, snapshot);
+  ASSERT_FALSE(running.ok());
+  EXPECT_THAT(running.status().message(), HasSubstr("/snapshot/create"));
+  EXPECT_THAT(running.status().message(), HasSubstr("must be paused"));
+  ASSERT_TRUE(vmm.Pause(dir_).ok());
+  absl::StatusOr<SnapshotReport> taken = vmm.Snapshot(dir_, snapshot);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(taken->memory_method, "written by Firecracker");
+  struct stat st;
+  ASSERT_EQ(stat((snapshot + "/memory").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 128 << 20);
+  ASSERT_EQ(stat((snapshot + "/vmstate").c_str(), &st), 0);
+  EXPECT_GT(st.st_size, 1000);
+  EXPECT_THAT(ReadFile(log_).value_or(""),
+              HasSubstr(absl::StrCat(R"(PUT /snapshot/create {"snapshot_path":")",
+                                     snapshot, R"(/vmstate","mem_file_path":")",
+                                     snapshot, R"(/memory","snapshot_type":"Full"})")));
+  vmm.ForceStop(*process, dir_);
+}
+
+TEST_F(BackendTest, RestoreRefusesWhatItCannotDoBeforeStartingAnything) {
+  FirecrackerVmm vmm(g_standin);
+  RestoreSource uffd{dir_, MemoryBackend::kUffd, ""};
+  absl::StatusOr<Subprocess> no_socket = vmm.Restore(Spec(), dir_, uffd);
+  EXPECT_EQ(no_socket.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_socket.status().message(), HasSubstr("no memory server"));
+  RestoreSource file{dir_, MemoryBackend::kFile, ""};
+  absl::StatusOr<Subprocess> no_nic = vmm.Restore(Spec(false), dir_, file);
+  EXPECT_EQ(no_nic.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(no_nic.status().message(), HasSubstr("kernel command line"));
+  EXPECT_TRUE(Requests().empty());
+}
+
+// A load Firecracker refuses ends the restore there: no MMDS, no resume,
+// no process left; the error names the snapshot and Firecracker's reason.
+TEST_F(BackendTest, ARefusedLoadEndsTheRestoreAndSaysWhy) {
+  FirecrackerVmm vmm(g_standin);
+  pid_t started = 0;
+  RestoreSource source{dir_ + "/no-such-snapshot", MemoryBackend::kFile, "",
+                       [&](pid_t pid) { started = pid; }};
+  absl::StatusOr<Subprocess> restored = vmm.Restore(Spec(), dir_, source);
+  ASSERT_FALSE(restored.ok());
+  EXPECT_THAT(restored.status().message(),
+              HasSubstr("restoring " + dir_ + "/no-such-snapshot"));
+  EXPECT_THAT(restored.status().message(), HasSubstr("Load snapshot error"));
+  EXPECT_GT(started, 0);
+  EXPECT_NE(kill(started, 0), 0) << "the VMM was left running";
+  const std::string log = ReadFile(log_).value_or("");
+  EXPECT_THAT(log, HasSubstr(R"("network_overrides":[{"iface_id":"eth0",)"
+                             R"("host_dev_name":"fc-00000000"}])"));
+  EXPECT_EQ(Requests().back(), "PUT /snapshot/load");
+  EXPECT_THAT(log, Not(HasSubstr("PUT /mmds ")));
   EXPECT_EQ(vmm.GuestBlockDevice(2), "/dev/vdc");
 }
 
