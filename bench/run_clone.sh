@@ -12,19 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bazel build --color=no --curses=no //runner:vm //runner:fcvm >/dev/null 2>&1
 vm="$(pwd)/bazel-bin/runner/cli/vm"
 fcvm="$(pwd)/bazel-bin/runner/fcvm"
-# tmpfs, as /run/fcvm is on a production host: the RAM files live here.
-export FCVM_STATE_DIR="$(mktemp -d /dev/shm/fcvm-bench.XXXXXX)"
-cleanup() {
-  "${fcvm}" ls --json | python3 -c "import json,sys; [print(v['name']) for v in json.load(sys.stdin)]" |
-    xargs -r "${fcvm}" rm -f >/dev/null 2>&1 || true
-  rm -rf "${FCVM_STATE_DIR}"
-}
-trap cleanup EXIT
+source bench/lib.sh
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -m), $(qemu-system-x86_64 --version | head -1), image ${image}"
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-stats() { python3 -c "
-import statistics,sys; v=[float(x) for x in sys.argv[2:]]
-print('%s: median %.0f ms (%.0f to %.0f), n=%d' % (sys.argv[1], statistics.median(v), min(v), max(v), len(v)))" "$@"; }
 pss() { # summed PSS (kB) of the VMMs of the VMs named
   for name in "$@"; do
     pid="$("${fcvm}" inspect "${name}" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['vmm_pid'])")"
@@ -42,8 +31,8 @@ ls -ls --block-size=K "${FCVM_STATE_DIR}/snapshots/bench" | awk 'NR > 1 { print 
 for i in $(seq "${runs}"); do
   t=$(date +%s%N); "${fcvm}" clone bench --name "one${i}" -d >/dev/null 2>&1; clone+=("$(ms "$t")")
 done
-stats "cold run -d to ready" "${cold[@]}"
-stats "clone -d to ready" "${clone[@]}"
+stats "cold run -d to ready (ms)" "${cold[@]}"
+stats "clone -d to ready (ms)" "${clone[@]}"
 python3 -c "import statistics,sys; a=[float(x) for x in sys.argv[1].split()]; b=[float(x) for x in sys.argv[2].split()]; print('ratio cold/clone (medians): %.1fx' % (statistics.median(a)/statistics.median(b)))" "${cold[*]}" "${clone[*]}"
 cold_names=(); for i in $(seq "${runs}"); do cold_names+=("cold-${i}"); done
 echo "summed PSS of ${runs} cold VMs: $(( $(pss "${cold_names[@]}") / 1024 )) MiB"

@@ -25,18 +25,8 @@ bazel build --color=no --curses=no //runner:vm //runner:fcvm \
 vm="$(pwd)/bazel-bin/runner/cli/vm"
 fcvm="$(pwd)/bazel-bin/runner/fcvm"
 export FCVM_FIRECRACKER="$(pwd)/bazel-bin/runner/vmm/firecracker/testing/standin_firecracker"
-export FCVM_STATE_DIR="$(mktemp -d /dev/shm/fcvm-bench.XXXXXX)"
-cleanup() {
-  "${fcvm}" ls --json | python3 -c "import json,sys; [print(v['name']) for v in json.load(sys.stdin)]" |
-    xargs -r "${fcvm}" rm -f >/dev/null 2>&1 || true
-  rm -rf "${FCVM_STATE_DIR}"
-}
-trap cleanup EXIT
+source bench/lib.sh
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -m), stand-in firecracker over $(qemu-system-x86_64 --version | head -1), image ${image}"
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-stats() { python3 -c "
-import statistics,sys; v=[float(x) for x in sys.argv[2:]]
-print('%s: median %.0f (%.0f to %.0f), n=%d' % (sys.argv[1], statistics.median(v), min(v), max(v), len(v)))" "$@"; }
 server_gone() { # waits until the snapshot's memory server has left
   for _ in $(seq 200); do
     [[ -f "${FCVM_STATE_DIR}/memory-servers/bench/ready" ]] || return 0
