@@ -559,7 +559,15 @@ void Agent::ReadConsoleCommands() {
                           // plan (fw_cfg, MMDS) is the clone's now, and the
                           // MACs eth0 learned are the snapshot host's (no
                           // eth0, nothing learned: nothing to forget).
-                          (void)FlushNeighbours(options_.mmds_interface);
+                          if (absl::StatusOr<int> forgot = FlushNeighbours(
+                                  options_.mmds_interface);
+                              !forgot.ok() &&
+                              !absl::IsNotFound(forgot.status())) {
+                            reporter_.Event(Event(
+                                AgentEvent::ERROR,
+                                absl::StrCat("after the restore: ",
+                                             forgot.status().message())));
+                          }
                           source_->Restored();
                           CheckGeneration();
                         }

@@ -275,7 +275,11 @@ int CloneVms(StateStore& store, const SnapshotStore& snapshots,
     server_lock = std::make_shared<UniqueFd>(std::move(server->start_lock));
     for (Launch& launch : *launches) {
       launch.restore->uffd_socket = server->socket;
-      launch.created = [server_lock] { server_lock->reset(); };
+    }
+    // In the foreground, released once the one clone exists; detached,
+    // after all of them (each detached supervisor closes its copy).
+    if (!request.detach) {
+      launches->front().created = [server_lock] { server_lock->reset(); };
     }
   }
   if (!request.detach) {

@@ -36,7 +36,8 @@ constexpr char kReadyFile[] = "ready";
     if (errno != EWOULDBLOCK) return ErrnoStatus(absl::StrCat("flock ", what));
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
-          what, " is still held after ", absl::FormatDuration(timeout)));
+          what, " is still held after ", absl::FormatDuration(timeout),
+          " (a clone, snapshot rm or gc of this snapshot is at work)"));
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -87,20 +88,19 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
                                                 "/memory-servers")));
   RETURN_IF_ERROR(EnsurePrivateDir(paths.dir));
   // The lease says a server lives; the first one creates it.
+  // Waited for a moment: a clone probing whether a server lives holds the
+  // lock for an instant too.
   std::optional<Lease> lease;
-  absl::StatusOr<std::optional<Lease>> taken = Lease::TryTake(paths.dir);
+  absl::StatusOr<Lease> taken = Lease::Take(paths.dir, 500);
   if (absl::IsNotFound(taken.status())) {
-    ASSIGN_OR_RETURN(Lease made, Lease::Create(paths.dir));
-    lease.emplace(std::move(made));
-  } else if (!taken.ok()) {
-    return taken.status();
-  } else if (!taken->has_value()) {
+    taken = Lease::Create(paths.dir);
+  } else if (absl::IsDeadlineExceeded(taken.status())) {
     return absl::AlreadyExistsError(absl::StrCat(
         "a memory server of snapshot '", tag, "' runs already on ",
         paths.socket));
-  } else {
-    lease.emplace(std::move(**taken));
   }
+  if (!taken.ok()) return taken.status();
+  lease.emplace(std::move(*taken));
   const std::string ready = absl::StrCat(paths.dir, "/", kReadyFile);
   unlink(ready.c_str());
   options.memory_file =
@@ -126,6 +126,10 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
   }
   absl::Status served = uffd::ServeUntilSignalled(std::move(options));
   unlink(ready.c_str());
+  // The lease before the start lock: a clone that gets the lock next finds
+  // no server, and starts one.
+  lease.reset();
+  leaving.reset();
   return served;
 }
 
@@ -145,10 +149,10 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
   if (Lease::Held(paths.dir) && access(ready.c_str(), F_OK) == 0) {
     return ensured;
   }
-  // None runs (or one is still starting: it is waited for below). setsid
-  // -f: the server belongs to nobody's session and outlives this command;
-  // the start lock is close-on-exec, so it never holds it.
-  if (!Lease::Held(paths.dir)) {
+  // None runs: setsid -f, so the server belongs to nobody's session and
+  // outlives this command; the start lock is close-on-exec, so it never
+  // holds it.
+  auto start_server = [&]() -> absl::Status {
     unlink(ready.c_str());  // A killed server's: not the next one's word.
     SubprocessOptions start;
     start.argv = {"setsid", "-f"};
@@ -162,11 +166,20 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
     start.stdin_mode = StdioMode::kNull;
     ASSIGN_OR_RETURN(Subprocess setsid, Subprocess::Start(std::move(start)));
     ASSIGN_OR_RETURN(ExitStatus forked, setsid.Wait(absl::Seconds(10)));
-    RETURN_IF_ERROR(forked.ToStatus("setsid"));
+    RETURN_IF_ERROR(Annotate(
+        forked.ToStatus("setsid"),
+        absl::StrCat("starting the memory server of snapshot '", tag,
+                     "' (", paths.log, ")")));
     ensured.started = true;
-  }
+    return absl::OkStatus();
+  };
+  if (!Lease::Held(paths.dir)) RETURN_IF_ERROR(start_server());
   const absl::Time deadline = absl::Now() + timeout;
   while (!(Lease::Held(paths.dir) && access(ready.c_str(), F_OK) == 0)) {
+    if (!ensured.started && !Lease::Held(paths.dir)) {
+      // One that was leaving has left: start the next.
+      RETURN_IF_ERROR(start_server());
+    }
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "the memory server of snapshot '", tag, "' did not start within ",
@@ -183,10 +196,15 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
     absl::Duration timeout) {
   const MemoryServerPaths paths = MemoryServerPathsFor(state_root, tag);
   if (access(paths.dir.c_str(), F_OK) != 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(UniqueFd lock, OpenStartLock(paths));
-  RETURN_IF_ERROR(LockWithin(lock.get(), paths.start_lock, timeout));
+  // The server decides to leave under the start lock: it is waited for
+  // without holding it, then the place goes under it.
   const absl::Time deadline = absl::Now() + timeout;
-  while (Lease::Held(paths.dir)) {
+  for (;;) {
+    if (!Lease::Held(paths.dir)) {
+      ASSIGN_OR_RETURN(UniqueFd lock, OpenStartLock(paths));
+      RETURN_IF_ERROR(LockWithin(lock.get(), paths.start_lock, timeout));
+      if (!Lease::Held(paths.dir)) return RemoveTree(paths.dir);
+    }
     if (absl::Now() > deadline) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the memory server of '", tag, "' still runs (", paths.socket,
@@ -194,7 +212,6 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  return RemoveTree(paths.dir);
 }
 
 std::vector<std::string> CollectMemoryServers(const SnapshotStore& snapshots,

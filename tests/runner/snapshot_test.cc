@@ -2,8 +2,9 @@
 // aarch64 guests, user-mode networking: a busybox-httpd VM snapshotted
 // while it serves keeps serving; three clones each answer on their own
 // port with their own hostname, machine-id and a new identity generation
-// reported by their agents; snapshot rm is refused while they run; stop
-// and rm leave no process, socket or disk. A damaged or mismatched
+// reported by their agents, each written to its own disk and none to the
+// snapshot's; snapshot rm is refused while they run; stop and rm leave no
+// process, socket or disk. A damaged or mismatched
 // snapshot is refused with the field or file named, leaving no VM behind.
 //   snapshot_test --targets=qemu <vm_x86_64> <vm_aarch64> <fcvm> ...
 #include <signal.h>
@@ -138,6 +139,33 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   Result in_use = Fcvm({"snapshot", "rm", "t1"});
   EXPECT_EQ(in_use.code, 1);
   EXPECT_THAT(in_use.err, HasSubstr("in use by t1-1, t1-2, t1-3"));
+
+  // What each guest wrote stays its own: each clone's agent wrote its own
+  // machine-id into its overlay (its writable disk); after a graceful stop
+  // (the guest syncs) each disk holds that clone's, read back with debugfs
+  // (real ext4), and none reached the snapshot's disk. (That disk may not
+  // hold the source's yet either: what the guest had not written back when
+  // it was paused is in the snapshot's memory, and each clone writes it to
+  // its own disk.)
+  ASSERT_EQ(Fcvm({"stop", "t1-1", "t1-2", "t1-3"}, absl::Minutes(3)).code, 0);
+  auto machine_id_on = [](const std::string& disk) {
+    SubprocessOptions cat;
+    cat.argv = {"debugfs", "-R", "cat /root/upper/etc/machine-id", disk};
+    absl::StatusOr<Subprocess::Output> out = RunCommand(cat, absl::Minutes(1));
+    return out.ok() ? std::string(absl::StripAsciiWhitespace(out->stdout_data))
+                    : out.status().ToString();
+  };
+  std::set<std::string> on_disks;
+  for (const char* name : {"t1-1", "t1-2", "t1-3"}) {
+    const google::protobuf::Struct state = Inspect(name);
+    const std::string written = machine_id_on(Field(state, "disk"));
+    EXPECT_EQ(written, Field(Sub(Sub(state, "spec"), "plan"), "machine_id"))
+        << name << "'s disk";
+    on_disks.insert(written);
+  }
+  EXPECT_EQ(on_disks.size(), 3u);
+  EXPECT_EQ(on_disks.count(machine_id_on(snapshot_dir + "/disk")), 0u);
+  EXPECT_EQ(Fingerprint(snapshot_dir), taken);
 
   Result rm =
       Fcvm({"rm", "-f", "t1-1", "t1-2", "t1-3", "web"}, absl::Minutes(3));

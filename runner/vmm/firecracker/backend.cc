@@ -66,10 +66,18 @@ VmSpec AsSeenByVmm(const VmSpec& spec, const std::string& dir) {
   unlink(api.c_str());  // Firecracker will not bind over a stale socket.
   std::vector<std::string> argv;
   if (!spec.vmm_root().empty()) {
-    argv = {"unshare", "--mount", "--propagation", "private", "--",
-            "sh",      "-c",
-            R"(mount --bind -- "$1" "$2" && shift 2 && exec "$@")",
-            "fcvm-vmm-root", dir, spec.vmm_root()};
+    argv = {"unshare", "--mount", "--propagation", "private"};
+    if (geteuid() != 0 && spec.netns_pid() <= 0) {
+      // Not root and not in a rootless network's user namespace (which
+      // gives the capability): a user namespace of its own for the mount.
+      argv.insert(argv.begin() + 1, {"--user", "--map-root-user"});
+    }
+    for (const std::string& arg :
+         {std::string("--"), std::string("sh"), std::string("-c"),
+          std::string(R"(mount --bind -- "$1" "$2" && shift 2 && exec "$@")"),
+          std::string("fcvm-vmm-root"), dir, spec.vmm_root()}) {
+      argv.push_back(arg);
+    }
   }
   for (const std::string& arg :
        {binary, std::string("--api-sock"), api, std::string("--id"),
@@ -166,8 +174,30 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
   }
   std::vector<std::pair<std::string, std::string>> taps;
   for (int i = 0; i < spec.nics_size(); ++i) {
-    if (spec.nics(i).has_tap()) taps.emplace_back(InterfaceId(i), spec.nics(i).tap());
+    if (spec.nics(i).has_tap()) {
+      taps.emplace_back(InterfaceId(i), spec.nics(i).tap());
+    }
   }
+  const std::string state = absl::StrCat(source.snapshot_dir, "/",
+                                         kSnapshotStateFile);
+  const std::string memory =
+      uffd ? source.uffd_socket
+           : absl::StrCat(source.snapshot_dir, "/", kSnapshotMemoryFile);
+  // Firecracker's log and metrics, which a load may follow (and nothing
+  // else of the configuration: the snapshot holds it).
+  std::vector<ApiRequest> requests;
+  absl::StatusOr<std::vector<ApiRequest>> configure =
+      ConfigureRequests(AsSeenByVmm(spec, dir));
+  if (!configure.ok()) return Annotate(configure.status(), where);
+  for (ApiRequest& request : *configure) {
+    if (request.path == "/logger" || request.path == "/metrics") {
+      requests.push_back(std::move(request));
+    }
+  }
+  requests.push_back(
+      SnapshotLoadRequest(state, uffd, memory, /*resume=*/false, taps));
+  requests.push_back(mmds);
+  requests.push_back(VmStateRequest("Resumed"));
   ASSIGN_OR_RETURN(Subprocess vmm, StartProcess(binary_, spec, dir));
   if (source.started) source.started(vmm.pid());
   const std::string api = ApiSocket(dir);
@@ -191,14 +221,7 @@ std::string FirecrackerVmm::GuestBlockDevice(int index) const {
           "with 1.12)")));
     }
   }
-  const std::string state = absl::StrCat(source.snapshot_dir, "/",
-                                         kSnapshotStateFile);
-  const std::string memory =
-      uffd ? source.uffd_socket
-           : absl::StrCat(source.snapshot_dir, "/", kSnapshotMemoryFile);
-  for (const ApiRequest& request :
-       {SnapshotLoadRequest(state, uffd, memory, /*resume=*/false, taps),
-        mmds, VmStateRequest("Resumed")}) {
+  for (const ApiRequest& request : requests) {
     if (absl::StatusOr<std::string> sent =
             client.Send(request, absl::Minutes(2));
         !sent.ok()) {

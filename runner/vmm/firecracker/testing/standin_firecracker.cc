@@ -40,8 +40,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -237,7 +239,9 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
                  "The requested operation is not supported after "
                  "starting the microVM.");
   }
-  configured_ = true;
+  // Logger and metrics may come before a snapshot load (the spec says
+  // so); everything else configures a machine to boot.
+  if (path != "/logger" && path != "/metrics") configured_ = true;
   if (path == "/machine-config") {
     MachineConfiguration machine;
     if (!Parse(request.body, &machine)) return Fault(400, "bad body");
@@ -493,7 +497,10 @@ HttpAnswer Standin::ServeFromMemoryServer(const std::string& socket,
   }
   void* expected =
       mmap(nullptr, bytes, PROT_READ, MAP_SHARED, file->get(), 0);
-  if (expected == MAP_FAILED) return Fault(400, "mmap of the memory file");
+  if (expected == MAP_FAILED) {
+    return Fault(400, absl::StrCat("Load snapshot error: mmap of ",
+                                   memory_file, ": ", strerror(errno)));
+  }
   // The pages a guest had touched are the file's data (a snapshot's copy
   // keeps holes for the rest): the guest's first reads after a restore.
   uint64_t pages = 0, differ = 0;
@@ -678,11 +685,15 @@ int main(int argc, char** argv) {
     }
     spec.emplace(std::move(*loaded));
   }
-  // QEMU's QMP socket, beside the API socket's directory would do, but
-  // sun_path is short: a directory of our own under /tmp.
-  // Under /dev/shm: the guest's RAM file lives there.
-  char scratch[] = "/dev/shm/fc-standin.XXXXXX";
-  if (mkdtemp(scratch) == nullptr) return 1;
+  // QEMU's QMP socket and, while it boots, the guest's RAM file: in a
+  // directory beside the API socket (the VM's), so that whatever a killed
+  // stand-in leaves goes with the VM's directory.
+  const std::string scratch =
+      api.substr(0, api.rfind('/') + 1) + "standin";
+  if (mkdir(scratch.c_str(), 0700) != 0 && errno != EEXIST) {
+    std::perror(scratch.c_str());
+    return 1;
+  }
   fcvm::runner::firecracker::Standin standin(id, std::move(spec), scratch);
   absl::StatusOr<std::unique_ptr<fcvm::testing::HttpTestServer>> server =
       fcvm::testing::HttpTestServer::StartUnix(
@@ -696,7 +707,7 @@ int main(int argc, char** argv) {
   const int code = standin.WaitForTheVm();
   server->reset();
   unlink(absl::StrCat(scratch, "/qmp.sock").c_str());
-  rmdir(scratch);
+  rmdir(scratch.c_str());
   unlink(api.c_str());
   return code;
 }
