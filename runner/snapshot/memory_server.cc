@@ -113,7 +113,10 @@ MemoryServerPaths MemoryServerPathsFor(const std::string& state_root,
   // clone that comes then waits for it, and starts the next server.
   std::optional<UniqueFd> leaving;
   if (on_demand) {
-    options.exit_when_unused = [&store, &paths, &tag, &leaving]() {
+    const std::string memory_file = options.memory_file;
+    options.exit_when_unused = [&store, &paths, &tag, &leaving, memory_file]() {
+      // Its snapshot (or the whole state root) removed: nothing to serve.
+      if (access(memory_file.c_str(), F_OK) != 0) return true;
       absl::StatusOr<UniqueFd> lock = OpenStartLock(paths);
       if (!lock.ok() || flock(lock->get(), LOCK_EX | LOCK_NB) != 0) {
         return false;  // A clone is being made.
