@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "agent/channel_server.h"
 #include "agent/http_client.h"
 #include "agent/netconfig.h"
 #include "agent/plan.h"
@@ -80,11 +82,13 @@ class LineSplitter {
   std::string pending_;
 };
 
-// Reads what is available from a non-blocking pipe; false at end of file.
+// Reads what is available from a non-blocking pipe, at most 64 KiB a call
+// (a container that writes without pause must not starve the loop: its
+// readiness probe, its stop, the channel's restart); false at end of file.
 bool Drain(UniqueFd& fd, LineSplitter& lines, Reporter& reporter,
-           absl::string_view kind) {
+           absl::string_view kind, int max_reads = 4) {
   char buffer[16384];
-  for (;;) {
+  for (int reads = 0; reads < max_reads; ++reads) {
     const ssize_t n =
         RetryEintr([&] { return read(fd.get(), buffer, sizeof(buffer)); });
     if (n > 0) {
@@ -97,6 +101,7 @@ bool Drain(UniqueFd& fd, LineSplitter& lines, Reporter& reporter,
     fd.reset();
     return false;
   }
+  return true;  // More to read: the next poll says so.
 }
 
 [[nodiscard]] absl::Status MakeDirs(const std::string& path) {
@@ -228,6 +233,8 @@ class Agent {
   void RequestStop(absl::string_view why);
   void CheckGeneration();
   void ReadConsoleCommands();
+  void StartChannel();
+  void OnChannelExit();
   int Loop();
 
   const AgentOptions& options_;
@@ -263,7 +270,39 @@ class Agent {
 
   Clock::time_point next_generation_check_;
   LineSplitter console_lines_;
+
+  std::optional<Subprocess> channel_;
+  std::optional<Clock::time_point> channel_restart_at_;
 };
+
+void Agent::StartChannel() {
+  channel_restart_at_.reset();
+  if (options_.channel_argv.empty()) return;
+  SubprocessOptions run;
+  run.argv = options_.channel_argv;
+  run.stdout_mode = StdioMode::kNull;
+  run.stderr_mode = StdioMode::kInherit;  // Its few lines: the console.
+  absl::StatusOr<Subprocess> channel = Subprocess::Start(std::move(run));
+  if (!channel.ok()) {
+    reporter_.Event(Event(AgentEvent::ERROR,
+                          absl::StrCat("control channel: ",
+                                       channel.status().message())));
+    return;
+  }
+  channel_ = std::move(*channel);
+}
+
+void Agent::OnChannelExit() {
+  absl::StatusOr<ExitStatus> exit = channel_->Wait();
+  channel_.reset();
+  if (exit.ok() && !exit->signaled && exit->code == kNoChannelDevice) return;
+  reporter_.Event(Event(
+      AgentEvent::ERROR,
+      absl::StrCat("the control channel's server ",
+                   exit.ok() ? exit->ToString() : exit.status().ToString(),
+                   "; restarting it in 1 s")));
+  channel_restart_at_ = After(absl::Seconds(1));
+}
 
 [[nodiscard]] absl::Status Agent::GetPlan() {
   ASSIGN_OR_RETURN(std::string cmdline, ReadFile(options_.cmdline_path));
@@ -411,8 +450,9 @@ void Agent::Probe() {
 
 void Agent::OnWorkloadExit() {
   // Whatever is still in the pipes belongs before the exit.
-  if (out_) Drain(out_, out_lines_, reporter_, "out");
-  if (err_) Drain(err_, err_lines_, reporter_, "err");
+  // All of it (the workload is gone: nothing else waits).
+  if (out_) Drain(out_, out_lines_, reporter_, "out", INT_MAX);
+  if (err_) Drain(err_, err_lines_, reporter_, "err", INT_MAX);
   out_.reset();
   err_.reset();
   absl::StatusOr<ExitStatus> exit = workload_->Wait();
@@ -582,7 +622,16 @@ int Agent::Loop() {
       return Finish(exit_code_);
 
     std::vector<pollfd> fds;
-    enum Slot { kSignals, kConsole, kNotify, kOut, kErr, kExit, kStream };
+    enum Slot {
+      kSignals,
+      kConsole,
+      kNotify,
+      kOut,
+      kErr,
+      kExit,
+      kStream,
+      kChannel
+    };
     std::vector<Slot> slots;
     auto add = [&](int fd, Slot slot, short events = POLLIN) {
       if (fd < 0) return;
@@ -598,6 +647,7 @@ int Agent::Loop() {
     // The host end of vsock goes away on a snapshot restore (the device
     // resets its connections): the cue to look for a new generation now.
     add(reporter_.stream_fd(), kStream, POLLRDHUP);
+    if (channel_.has_value()) add(channel_->exit_fd(), kChannel);
 
     // The nearest timer.
     Clock::time_point wake = After(absl::Hours(1));
@@ -609,6 +659,8 @@ int Agent::Loop() {
     if (stopping_ && workload_.has_value())
       wake = std::min(wake, stop_deadline_);
     if (source_->CanChange()) wake = std::min(wake, next_generation_check_);
+    if (channel_restart_at_.has_value())
+      wake = std::min(wake, *channel_restart_at_);
     const int timeout_ms = static_cast<int>(std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(wake -
                                                                  Clock::now())
@@ -650,6 +702,9 @@ int Agent::Loop() {
         case kExit:
           OnWorkloadExit();
           break;
+        case kChannel:
+          OnChannelExit();
+          break;
         case kStream:
           reporter_.DropStream();
           if (source_->CanChange()) next_generation_check_ = Clock::now();
@@ -673,6 +728,9 @@ int Agent::Loop() {
       if (out.ok() && absl::StartsWith(out->stdout_data, "true")) {
         OnStarted("podman inspect: running");
       }
+    }
+    if (channel_restart_at_.has_value() && now >= *channel_restart_at_) {
+      StartChannel();
     }
     if (restart_at_.has_value() && now >= *restart_at_) {
       restart_at_.reset();
@@ -709,6 +767,9 @@ int Agent::Run() {
 
   UniqueFd stream = ConnectVsock(options_.vsock_port);
   if (stream) reporter_.AttachStream(std::move(stream));
+  // First of all: a VM whose container fails to start is still one a user
+  // can look into.
+  StartChannel();
 
   if (absl::Status status = GetPlan(); !status.ok()) {
     return Fail(

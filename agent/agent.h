@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -34,6 +35,10 @@ struct AgentOptions {
   // Status stream to the host over vsock (CID 2 = host), when the VM has
   // a vsock device.
   uint32_t vsock_port = 1024;
+  // The control channel's server (agent/channel_server.h), started at once
+  // and restarted a second after it dies; empty: none (fc-agent's main
+  // gives `fc-agent channel`).
+  std::vector<std::string> channel_argv;
 };
 
 // The agent: fetch the plan, apply the identity, get the image, run the

@@ -5,10 +5,18 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <string>
+
 #include "agent/agent.h"
+#include "agent/channel_server.h"
 #include "agent/report.h"
 
-int main() {
+int main(int argc, char** argv) {
+  // `fc-agent channel`: the control channel's server, started (and
+  // restarted) by the agent itself.
+  if (argc == 2 && std::string(argv[1]) == "channel") {
+    return fcvm::agent::RunChannelServer(fcvm::agent::ChannelServerOptions());
+  }
   // A host that goes away must not kill the agent mid-write.
   signal(SIGPIPE, SIG_IGN);
   // The host sends commands ("@fcvm stop") on the console: no echo, so they
@@ -19,5 +27,7 @@ int main() {
     tcsetattr(STDIN_FILENO, TCSANOW, &mode);
   }
   fcvm::agent::Reporter reporter(STDOUT_FILENO);
-  return fcvm::agent::RunAgent(fcvm::agent::AgentOptions(), reporter);
+  fcvm::agent::AgentOptions options;
+  options.channel_argv = {"/proc/self/exe", "channel"};
+  return fcvm::agent::RunAgent(options, reporter);
 }
