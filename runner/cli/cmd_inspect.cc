@@ -7,6 +7,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "runner/cli/command.h"
 #include "runner/state/lease.h"
+#include "runner/vm/channel_hub.h"
 #include "runner/vm/usage.h"
 
 namespace fcvm::runner {
@@ -38,6 +39,11 @@ int Inspect(Context& ctx, const std::vector<std::string>& names) {
                                ", \"pss\": ", memory->pss_kib,
                                ", \"shared\": ", memory->shared_kib,
                                ", \"private\": ", memory->private_kib, "},"));
+    }
+    if (alive && !state->spec().channel().empty()) {
+      json.insert(1,
+                  absl::StrCat("\n \"channel\": ",
+                               ChannelJson(ProbeChannel(state->dir())), ","));
     }
     json.insert(
         1, alive ? "\n \"owner_alive\": true," : "\n \"owner_alive\": false,");

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "runner/cli/command.h"
+#include "runner/vm/channel_hub.h"
 #include "runner/vm/listing.h"
 #include "runner/vm/usage.h"
 
@@ -27,13 +28,18 @@ int Ls(Context& ctx, bool json) {
       // Not in the state file: whether the owner lives, as inspect says.
       item.insert(
           1, vm.owner_alive ? "\"ownerAlive\":true," : "\"ownerAlive\":false,");
+      if (vm.owner_alive && !shown.spec().channel().empty()) {
+        item.insert(1, absl::StrCat("\"channel\":",
+                                    ChannelJson(ProbeChannel(shown.dir())),
+                                    ","));
+      }
       items.push_back(item);
     }
     std::printf("[%s]\n", absl::StrJoin(items, ",\n").c_str());
     return 0;
   }
-  std::printf("%-24s %-20s %-28s %-16s %9s %s\n", "NAME", "STATUS", "IMAGE",
-              "BACKEND", "MEM (PSS)", "PORTS");
+  std::printf("%-24s %-20s %-28s %-16s %9s %-14s %s\n", "NAME", "STATUS",
+              "IMAGE", "BACKEND", "MEM (PSS)", "CHANNEL", "PORTS");
   for (const ListedVm& vm : *vms) {
     const VmState s = vm.entry.state.ok() ? *vm.entry.state : VmState();
     std::vector<std::string> ports;
@@ -44,12 +50,17 @@ int Ls(Context& ctx, bool json) {
     absl::StatusOr<MemoryUsage> memory =
         vm.owner_alive ? ReadMemoryUsage(s.vmm_pid(), s.vmm_start_ticks())
                        : absl::NotFoundError("");
+    std::string channel = "-";
+    if (vm.owner_alive && !s.spec().channel().empty()) {
+      const ChannelStatus status = ProbeChannel(s.dir());
+      channel = status.agent_up ? status.transport : "down";
+    }
     std::printf(
-        "%-24s %-20s %-28s %-16s %9s %s\n", vm.entry.name.c_str(),
+        "%-24s %-20s %-28s %-16s %9s %-14s %s\n", vm.entry.name.c_str(),
         StatusText(vm).c_str(), s.image().c_str(),
         absl::StrCat(s.backend(), s.accel().empty() ? "" : "/", s.accel())
             .c_str(),
-        memory.ok() ? Mib(memory->pss_kib).c_str() : "-",
+        memory.ok() ? Mib(memory->pss_kib).c_str() : "-", channel.c_str(),
         absl::StrJoin(ports, ", ").c_str());
   }
   return 0;

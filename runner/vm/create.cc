@@ -46,6 +46,20 @@ namespace {
     RETURN_IF_ERROR(EnsurePrivateDir(vmm_root));
     state.mutable_spec()->set_vmm_root(vmm_root);
   }
+  if (!launch.restore.has_value()) {
+    // The agent's control channel: the backend's own transport (a clone
+    // keeps its snapshot's, whose devices it restores).
+    VmSpec& spec = *state.mutable_spec();
+    if (state.backend() == "firecracker") {
+      spec.set_channel("vsock");
+      if (spec.vsock_uds().empty()) {
+        spec.set_vsock_uds(absl::StrCat(store.VmDir(state.name()), "/v.sock"));
+        spec.set_vsock_cid(3);
+      }
+    } else {
+      spec.set_channel("virtio-serial");
+    }
+  }
   std::optional<Lease> lease;
   if (net::UsesTap(state.network().mode())) {
     ASSIGN_OR_RETURN(Subnet pool, ParseSubnet(net::SubnetPool()));

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+
+#include <memory>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -27,6 +29,8 @@
 #include "runner/state/process.h"
 #include "runner/storage/disk.h"
 #include "runner/vm/console.h"
+#include "channel/names.h"
+#include "runner/vm/channel_hub.h"
 #include "runner/vm/control.h"
 #include "runner/vm/log_file.h"
 
@@ -128,6 +132,10 @@ class Supervisor {
   std::optional<RotatingLog> vmm_log_;
   std::optional<net::VmNetwork> network_;
   std::optional<Subprocess> vmm_process_;
+  // The control channel's host end (channel_hub.h); it ends before the VM
+  // is recorded as ended.
+  UniqueFd channel_listener_;
+  std::unique_ptr<ChannelHub> hub_;
   bool reported_ = false;
   bool stopping_ = false;
   bool paused_ = false;
@@ -373,6 +381,8 @@ int Supervisor::Finish(const std::string& last_words) {
     Progress(error_);
   }
   const int code = clean ? *exit_code_ : 125;
+  hub_.reset();
+  channel_listener_.reset();
   // Everything the VM had goes before the record says it is gone.
   if (network_.has_value()) {
     if (absl::Status down = network_->TearDown(); !down.ok()) {
@@ -383,7 +393,8 @@ int Supervisor::Finish(const std::string& last_words) {
   }
   // The VM's RAM (QEMU keeps it in a file) ends with the VM.
   for (const char* file :
-       {"qmp.sock", "api.sock", kControlSocket, kVmMemoryFile}) {
+       {"qmp.sock", "api.sock", kControlSocket, kVmMemoryFile,
+        channel::kHubSocket, channel::kQemuPortSocket, "v.sock"}) {
     unlink(absl::StrCat(dir(), "/", file).c_str());
   }
   const int64_t wall = WallMs();
@@ -455,6 +466,15 @@ int Supervisor::Run() {
     return FailBeforeStart(ErrnoStatus("the control socket"));
   }
 
+  if (!state_.spec().channel().empty()) {
+    // Bound here, before the hub's thread exists (the bind sets the umask).
+    absl::StatusOr<UniqueFd> channel =
+        ListenUnixStream(absl::StrCat(dir(), "/", channel::kHubSocket), 0600,
+                         "the channel socket");
+    if (!channel.ok()) return FailBeforeStart(channel.status());
+    channel_listener_ = std::move(*channel);
+  }
+
   // The network first: the VMM joins it.
   absl::StatusOr<net::VmNetwork> network =
       net::VmNetwork::SetUp(state_, options_.holder_argv);
@@ -500,6 +520,23 @@ int Supervisor::Run() {
   vmm_process_.emplace(std::move(*process));
   const pid_t pid = vmm_process_->pid();
   if (!options_.restore.has_value()) record_vmm(pid);
+  if (channel_listener_) {
+    HubOptions hub;
+    hub.vm_name = state_.name();
+    hub.transport = state_.spec().channel();
+    hub.guest_socket =
+        absl::StrCat(dir(), "/",
+                     hub.transport == "vsock" ? "v.sock"
+                                              : channel::kQemuPortSocket);
+    absl::StatusOr<std::unique_ptr<ChannelHub>> started =
+        ChannelHub::Start(std::move(hub), std::move(channel_listener_));
+    if (started.ok()) {
+      hub_ = std::move(*started);
+    } else {
+      // The VM runs without exec; say why.
+      Progress(absl::StrCat("control channel: ", started.status().message()));
+    }
+  }
   Phase(options_.restore.has_value() ? "restored" : "vmm started", 0);
   Progress(absl::StrCat(vmm_.Describe(), ", pid ", pid, "; console log ", dir(),
                         "/", kConsoleLog));

@@ -134,6 +134,17 @@ std::string PlatformBootArgs(const std::string& arch, bool fw_cfg) {
                 {"-device", absl::StrCat("vhost-vsock-device,guest-cid=",
                                          spec.vsock_cid())});
   }
+  if (!launch.channel_socket.empty()) {
+    // wait=off: QEMU runs before the hub connects; until it does, and
+    // until the guest opens the port, bytes wait in the socket.
+    argv.insert(argv.end(),
+                {"-device", "virtio-serial-device,max_ports=2", "-chardev",
+                 absl::StrCat("socket,id=channel,path=",
+                              QemuOptValue(launch.channel_socket),
+                              ",server=on,wait=off"),
+                 "-device",
+                 "virtserialport,chardev=channel,name=org.fcvm.channel.0"});
+  }
   if (!launch.qmp_socket.empty()) {
     argv.insert(argv.end(),
                 {"-qmp", absl::StrCat("unix:", QemuOptValue(launch.qmp_socket),

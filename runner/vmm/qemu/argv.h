@@ -33,6 +33,9 @@ struct Launch {
   bool memory_shared = true;
   // Start with -incoming defer: the VM's state comes by migrate-incoming.
   bool incoming = false;
+  // The agent's control channel: a virtio-serial port whose host end is
+  // a Unix socket QEMU listens on; empty: none.
+  std::string channel_socket;
 };
 
 // The console and platform arguments QEMU's guests need. Without ACPI the

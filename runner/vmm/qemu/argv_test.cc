@@ -148,6 +148,17 @@ TEST(QemuArgvTest, VsockAndInitrd) {
   EXPECT_THAT(line, HasSubstr("-initrd /k/initrd"));
 }
 
+TEST(QemuArgvTest, TheAgentsChannelIsAVirtioSerialPortOnAChardevSocket) {
+  Launch launch;
+  launch.channel_socket = "/run/x,y/agent.sock";
+  EXPECT_THAT(Line(Spec("x86_64"), launch),
+              HasSubstr("-device virtio-serial-device,max_ports=2 -chardev "
+                        "socket,id=channel,path=/run/x,,y/agent.sock,"
+                        "server=on,wait=off -device virtserialport,"
+                        "chardev=channel,name=org.fcvm.channel.0"));
+  EXPECT_THAT(Line(Spec("x86_64")), Not(HasSubstr("virtio-serial")));
+}
+
 TEST(QemuArgvTest, ErrorsNameTheVm) {
   VmSpec spec = Spec("riscv64");
   EXPECT_THAT(QemuArgv(spec, {}).status().message(),

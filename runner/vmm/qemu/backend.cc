@@ -160,6 +160,9 @@ std::string QemuVmm::GuestBlockDevice(int index) const {
   launch.accel = accel_;
   launch.console = "stdio";
   launch.qmp_socket = QmpSocket(dir);
+  if (spec.channel() == "virtio-serial") {
+    launch.channel_socket = absl::StrCat(dir, "/agent.sock");
+  }
   launch.plan_file = absl::StrCat(dir, "/plan.json");
   ASSIGN_OR_RETURN(std::string plan, PaddedPlanJson(spec.plan()));
   RETURN_IF_ERROR(WriteFileAtomically(launch.plan_file, plan, 0600));

@@ -35,6 +35,12 @@
 // the state file is a JSON line plus QEMU's device state, and the VM
 // itself then runs under QEMU from the memory file mapped privately (QEMU
 // cannot take its RAM from a userfaultfd).
+// vsock (PUT /vsock): the host side is Firecracker's, a Unix socket at
+// uds_path taking "CONNECT <port>\n" and answering "OK <port>\n", then the
+// bytes of the guest's stream; where it differs: the guest end is a QEMU
+// virtio-serial port (the agent's channel, channel/names.h), not a vsock
+// device, so only port 1025 (the channel's) is bridged, one connection at a
+// time, and "OK" comes without waiting for the guest.
 // $FCVM_STANDIN_LOG names a file that gets "METHOD PATH BODY" per request.
 //   standin_firecracker --api-sock PATH [--id ID] | --version
 #include <signal.h>
@@ -52,7 +58,11 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <thread>
 #include <sys/stat.h>
 
 #include "absl/strings/match.h"
@@ -60,6 +70,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/unique_fd.h"
+#include "base/unix_socket.h"
+#include "channel/names.h"
 #include "agent/testing/mmds_store.h"
 #include "base/subprocess.h"
 #include "base/testing/http_server.h"
@@ -153,7 +165,62 @@ class Standin {
   UniqueFd uffd_socket_;
   // A booted VM's RAM file (unlinked), for /snapshot/create to copy.
   UniqueFd memory_fd_;
+  std::optional<Vsock> vsock_ ABSL_GUARDED_BY(mu_);
 };
+
+// Firecracker's host-initiated vsock, bridged to the guest's channel port
+// (QEMU's chardev socket `port`): runs for the process's life.
+void BridgeVsock(UniqueFd listener, std::string port) {
+  for (;;) {
+    UniqueFd host(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!host) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    std::string request;
+    char c;
+    while (request.size() < 64 && read(host.get(), &c, 1) == 1 && c != '\n') {
+      request.push_back(c);
+    }
+    if (request != absl::StrCat("CONNECT ", channel::kVsockPort)) {
+      continue;  // No listener on that guest port: Firecracker hangs up.
+    }
+    absl::StatusOr<UniqueFd> guest =
+        ConnectUnixStreamWhenReady(port, "the guest's port", absl::Seconds(10));
+    if (!guest.ok()) continue;
+    static uint32_t local_port = 1u << 30;
+    const std::string ok = absl::StrCat("OK ", ++local_port, "\n");
+    if (write(host.get(), ok.data(), ok.size()) !=
+        static_cast<ssize_t>(ok.size())) {
+      continue;
+    }
+    // Both ways until either end closes (the host reconnects after that).
+    pollfd fds[2] = {{host.get(), POLLIN, 0}, {guest->get(), POLLIN, 0}};
+    char buffer[65536];
+    for (bool open = true; open;) {
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      for (int i = 0; i < 2 && open; ++i) {
+        if (fds[i].revents == 0) continue;
+        const ssize_t n = read(fds[i].fd, buffer, sizeof(buffer));
+        if (n <= 0) {
+          open = false;
+          break;
+        }
+        for (ssize_t done = 0; done < n;) {
+          const ssize_t put = write(fds[1 - i].fd, buffer + done, n - done);
+          if (put <= 0) {
+            open = false;
+            break;
+          }
+          done += put;
+        }
+      }
+    }
+  }
+}
 
 std::string Standin::StateName() const {
   return !started_ ? "Not started" : paused_ ? "Paused" : "Running";
@@ -266,8 +333,11 @@ HttpAnswer Standin::Handle(const HttpRequest& request) {
     MmdsConfig config;
     if (!Parse(request.body, &config)) return Fault(400, "bad body");
     mmds_config_ = config;
-  } else if (path != "/entropy" && path != "/logger" && path != "/metrics" &&
-             path != "/vsock") {
+  } else if (path == "/vsock") {
+    Vsock vsock;
+    if (!Parse(request.body, &vsock)) return Fault(400, "bad body");
+    vsock_ = vsock;
+  } else if (path != "/entropy" && path != "/logger" && path != "/metrics") {
     return Fault(400, absl::StrCat("the stand-in does not take ", path));
   }
   return {204, ""};
@@ -363,6 +433,16 @@ std::optional<HttpAnswer> Standin::StartQemu(qemu::Launch launch) {
       accel != nullptr && std::string(accel) == "kvm" ? "kvm" : "tcg";
   launch.console = "stdio";
   launch.qmp_socket = absl::StrCat(scratch_, "/qmp.sock");
+  if (vsock_.has_value()) {
+    launch.channel_socket = absl::StrCat(scratch_, "/agent.sock");
+    absl::StatusOr<UniqueFd> listener =
+        ListenUnixStream(vsock_->uds_path(), 0600, "the vsock socket");
+    if (!listener.ok()) {
+      return Fault(400, absl::StrCat("vsock: ", listener.status().message()));
+    }
+    std::thread(BridgeVsock, std::move(*listener), launch.channel_socket)
+        .detach();
+  }
   absl::StatusOr<std::vector<std::string>> argv =
       qemu::QemuArgv(BuildSpec(), launch);
   if (!argv.ok()) return Fault(400, std::string(argv.status().message()));
@@ -430,6 +510,7 @@ HttpAnswer Standin::CreateSnapshot(const std::string& body) {
   if (mmds_config_.has_value()) {
     *saved.mutable_mmds_config() = *mmds_config_;
   }
+  if (vsock_.has_value()) *saved.mutable_vsock() = *vsock_;
   const std::string& mem_path = params.mem_file_path();
   const std::string state_dir =
       params.snapshot_path().substr(0, params.snapshot_path().rfind('/') + 1);
@@ -569,6 +650,7 @@ HttpAnswer Standin::LoadSnapshot(const std::string& body) {
   drives_.assign(saved.drives().begin(), saved.drives().end());
   nics_.assign(saved.nics().begin(), saved.nics().end());
   if (saved.has_mmds_config()) mmds_config_ = saved.mmds_config();
+  if (saved.has_vsock()) vsock_ = saved.vsock();
   for (const NetworkOverride& o : params.network_overrides()) {
     bool found = false;
     for (NetworkInterface& nic : nics_) {
