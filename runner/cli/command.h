@@ -42,6 +42,8 @@ Command PauseCommand();
 Command ResumeCommand();
 Command SnapshotCommand();
 Command TopCommand();
+Command ExecCommand();
+Command CpCommand();
 // `snapshot` subcommands (cmd_snapshot_ls.cc, cmd_snapshot_rm.cc).
 int SnapshotList(Context& ctx, bool json);
 int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags);

@@ -28,6 +28,7 @@ int Main(int argc, char** argv) {
       LogsCommand(),      StopCommand(),  RmCommand(),
       GcCommand(),        PauseCommand(), ResumeCommand(),
       SnapshotCommand(),  CloneCommand(),   TopCommand(),
+      ExecCommand(),      CpCommand(),
       PreflightCommand(), ServeCommand(), MemoryServerCommand(),
       NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
