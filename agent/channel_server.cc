@@ -558,6 +558,12 @@ void Server::Open(const channel::Open& open) {
     child_in.reset(DupCloexec(null.get()));
     child_out.reset(DupCloexec(null.get()));
     child_err.reset(DupCloexec(null.get()));
+    int err[2];
+    // `podman exec -d` says on stderr why a command did not start.
+    if (session.container_detach && pipe2(err, O_CLOEXEC) == 0) {
+      session.err.reset(err[0]);
+      child_err.reset(err[1]);
+    }
   } else {
     // Each pair owned at once: a later failure (EMFILE) leaks none.
     int in[2], out[2], err[2];

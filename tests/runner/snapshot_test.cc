@@ -79,6 +79,14 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
   Remember(web);
   const uint16_t web_port = HostPort(web);
   ASSERT_NE(web_port, 0);
+  // The control channel (virtio-serial under QEMU; Firecracker's vsock
+  // socket under the stand-in): a file the clones will find.
+  const std::string transport =
+      GetParam().backend == "qemu" ? "virtio-serial" : "vsock";
+  EXPECT_THAT(Fcvm({"ls"}).out, HasSubstr(transport));
+  Result wrote = Fcvm({"exec", "web", "--", "sh", "-c",
+                       "echo written-before > /tmp/mark"});
+  EXPECT_EQ(wrote.code, 0) << wrote.err;
 
   Result snap = Fcvm({"snapshot", "create", "web", "--tag", "t1"});
   std::cout << snap.err;
@@ -124,6 +132,13 @@ TEST_P(SnapshotTest, ASnapshotOfAServingVmGivesClonesThatAreEachTheirOwn) {
     const std::string console = Fcvm({"logs", "--console", name}).out;
     EXPECT_THAT(console, HasSubstr("\"kind\":\"REIDENTIFIED\""));
     EXPECT_THAT(console, HasSubstr(absl::StrCat("hostname ", name)));
+    // Its own channel, to its own guest: the file the original wrote
+    // before the snapshot, and its own name.
+    Result in_clone = Fcvm(
+        {"exec", name, "--", "sh", "-c", "cat /tmp/mark; hostname"});
+    EXPECT_EQ(in_clone.code, 0) << name << ": " << in_clone.err;
+    EXPECT_EQ(in_clone.out, absl::StrCat("written-before\n", name, "\n"))
+        << name;
   }
   EXPECT_EQ(hostnames.size(), 3u);
   EXPECT_EQ(machine_ids.size(), 3u);
