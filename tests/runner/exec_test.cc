@@ -61,30 +61,9 @@ class ExecTest : public FcvmTest {
   Result FcvmWithInput(std::vector<std::string> args, const std::string& input,
                        absl::Duration timeout = absl::Minutes(3)) {
     args.insert(args.begin(), fcvm_command_.begin(), fcvm_command_.end());
-    SubprocessOptions options;
-    options.argv = std::move(args);
-    options.stdin_mode = StdioMode::kPipe;
-    options.stdout_mode = StdioMode::kPipe;
-    options.stderr_mode = StdioMode::kPipe;
-    Result result;
-    absl::StatusOr<Subprocess> process = Subprocess::Start(std::move(options));
-    if (!process.ok()) {
-      result.err = process.status().ToString();
-      return result;
-    }
-    absl::StatusOr<Subprocess::Output> output =
-        process->Communicate(input, timeout);
-    if (!output.ok()) {
-      result.err = output.status().ToString();
-      return result;
-    }
-    result.code =
-        output->exit.signaled ? 128 + output->exit.signal : output->exit.code;
-    result.out = output->stdout_data;
-    result.err = output->stderr_data;
-    return result;
+    return ExecWithInput(std::move(args), input, timeout);
   }
-  // The guest's processes whose command line contains `needle`.
+  // The guest's processes (busybox ps: pid, user, time, command line).
   std::string GuestPs(const std::string& name) {
     return Fcvm({"exec", "--vm", name, "--", "ps"}).out;
   }

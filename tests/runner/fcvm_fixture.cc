@@ -125,8 +125,15 @@ std::vector<std::string> FcvmTest::Run(std::vector<std::string> args) const {
 
 FcvmTest::Result FcvmTest::Exec(std::vector<std::string> argv,
                                 absl::Duration timeout) {
+  return ExecWithInput(std::move(argv), std::nullopt, timeout);
+}
+
+FcvmTest::Result FcvmTest::ExecWithInput(std::vector<std::string> argv,
+                                         std::optional<std::string> input,
+                                         absl::Duration timeout) {
   SubprocessOptions options;
   options.argv = std::move(argv);
+  if (input.has_value()) options.stdin_mode = StdioMode::kPipe;
   options.stdout_mode = StdioMode::kPipe;
   options.stderr_mode = StdioMode::kPipe;
   Result result;
@@ -135,7 +142,8 @@ FcvmTest::Result FcvmTest::Exec(std::vector<std::string> argv,
     result.err = process.status().ToString();
     return result;
   }
-  absl::StatusOr<Subprocess::Output> output = process->Communicate("", timeout);
+  absl::StatusOr<Subprocess::Output> output =
+      process->Communicate(input.value_or(""), timeout);
   if (!output.ok()) {
     result.err = output.status().ToString();
     return result;

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -66,6 +67,10 @@ class FcvmTest : public ::testing::TestWithParam<Target> {
   void TearDown() override;
 
   Result Exec(std::vector<std::string> argv, absl::Duration timeout);
+  // The same with `input` on its stdin (nullopt: /dev/null).
+  Result ExecWithInput(std::vector<std::string> argv,
+                       std::optional<std::string> input,
+                       absl::Duration timeout);
   Result Fcvm(std::vector<std::string> args,
               absl::Duration timeout = absl::Minutes(2));
   // `fcvm run` for this test's target (launcher, --backend): argv to run.
