@@ -186,6 +186,11 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   app.add_option("--log-max-size", v->log_max_size,
                  "each of console.log and container.log keeps this much, "
                  "plus one rotated file (default 8m)");
+  app.add_flag("--no-cache", v->no_cache,
+               "boot cold and store no startup snapshot (runner/cache/)");
+  app.add_option("--template", v->template_name,
+                 "start from template NAME's snapshot (fcvm template build); "
+                 "no IMAGE then");
   app.prefix_command();
 }
 
@@ -237,12 +242,22 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   ASSIGN_OR_RETURN(flags.log_max_bytes,
                    ParseByteSize("--log-max-size", v.log_max_size));
 
+  flags.no_cache = v.no_cache;
+  flags.template_name = v.template_name;
   size_t i = 0;
   if (i < remaining.size() && remaining[i] == "--")
     ++i;
   else if (i < remaining.size() && absl::StartsWith(remaining[i], "-")) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown flag '", remaining[i], "' (fcvm run --help lists them)"));
+  }
+  if (!flags.template_name.empty()) {
+    if (i < remaining.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--template ", flags.template_name, " runs the template's image: '",
+          remaining[i], "' is one too many (no IMAGE with --template)"));
+    }
+    return flags;
   }
   if (i >= remaining.size()) {
     return absl::InvalidArgumentError(

@@ -44,6 +44,12 @@ struct RunFlags {
   // Each of console.log and container.log keeps this much, plus one
   // rotated generation.
   uint64_t log_max_bytes = uint64_t{8} << 20;
+  // The startup-snapshot cache (runner/cache/): --no-cache boots cold and
+  // stores nothing.
+  bool no_cache = false;
+  // --template NAME: start from the snapshot `fcvm template build` made
+  // (no IMAGE then: the template's).
+  std::string template_name;
 };
 
 // The values as CLI11 collects them, before checking.
@@ -54,6 +60,8 @@ struct RunFlagValues {
   std::vector<std::string> publish, volume, env;
   uint32_t stop_timeout = 10;
   bool detach = false;
+  bool no_cache = false;
+  std::string template_name;
 };
 
 // Declares run's flags on `app` (a prefix command: parsing stops at IMAGE,
