@@ -1,9 +1,12 @@
 // fcvm run (vm) [FLAGS] IMAGE [ARGS...]: boots a VM whose agent runs IMAGE:
 // the flags checked, the host's facts gathered, the launch planned
-// (runner/vm/launch.h: pure), then created and supervised (run.h).
+// (runner/vm/launch.h: pure), then restored from the startup cache or
+// booted cold (runner/cache/run_cached.h); --template NAME restores a
+// template's snapshot instead (runner/template/).
 #include <cstdlib>
 #include <memory>
 
+#include "runner/cache/run_cached.h"
 #include "runner/cli/command.h"
 #include "runner/vm/host_facts.h"
 #include "runner/vm/launch.h"
@@ -25,7 +28,11 @@ int Run(Context& ctx, const RunFlagValues& values,
   if (!seeds.ok()) return Complain(1, seeds.status());
   absl::StatusOr<Launch> launch = PlanLaunch(*flags, *facts, *seeds);
   if (!launch.ok()) return Complain(1, launch.status());
-  return RunVm(ctx.store, std::move(*launch), ctx.HolderArgv());
+  CacheOptions cache;
+  cache.no_cache = flags->no_cache;
+  cache.holder_argv = ctx.HolderArgv();
+  cache.fcvm_argv = ctx.SelfArgv();
+  return RunCached(ctx.store, std::move(*launch), cache);
 }
 
 }  // namespace

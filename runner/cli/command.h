@@ -50,6 +50,8 @@ int SnapshotInspect(Context& ctx, const std::vector<std::string>& tags);
 int SnapshotRemove(Context& ctx, const std::vector<std::string>& tags,
                    bool force);
 Command CloneCommand();
+Command CacheCommand();
+Command TemplateCommand();
 Command PreflightCommand();
 Command ServeCommand();
 Command MemoryServerCommand();

@@ -5,6 +5,8 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "runner/cache/startup_cache.h"
+#include "runner/vm/run_flags.h"
 #include "runner/vmm/kvm.h"
 
 namespace fcvm::runner {
@@ -55,6 +57,11 @@ FactsRequest Context::Facts() const {
   request.firecracker = firecracker;
   request.resolve = [this](const std::string& path) { return Resolve(path); };
   return request;
+}
+
+[[nodiscard]] absl::StatusOr<uint64_t> Context::CacheMaxBytes() const {
+  if (cache_max_bytes.empty()) return kDefaultCacheMaxBytes;
+  return ParseByteSize("--cache_max_bytes", cache_max_bytes);
 }
 
 std::vector<std::string> Context::SelfArgv() const {

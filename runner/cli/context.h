@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "runner/state/state_store.h"
 #include "runner/vm/host_facts.h"
 
@@ -21,6 +22,8 @@ struct Context {
   std::string state_dir;
   std::string kernel, rootfs, arch, firecracker;
   std::vector<std::string> oci;  // NAME=ARCHIVE
+  // --cache_max_bytes: the startup cache's size limit ("8g", bytes).
+  std::string cache_max_bytes;
 
   // After Finish().
   std::string workdir;
@@ -34,6 +37,8 @@ struct Context {
 
   // `path` absolute: as it is, or relative to the caller's directory.
   std::string Resolve(const std::string& path) const;
+  // --cache_max_bytes, checked (default kDefaultCacheMaxBytes).
+  [[nodiscard]] absl::StatusOr<uint64_t> CacheMaxBytes() const;
   // What GatherHostFacts needs from us.
   FactsRequest Facts() const;
   // The command line of `fcvm netns-holder` (this binary, this store).

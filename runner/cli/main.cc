@@ -28,6 +28,7 @@ int Main(int argc, char** argv) {
       LogsCommand(),      StopCommand(),  RmCommand(),
       GcCommand(),        PauseCommand(), ResumeCommand(),
       SnapshotCommand(),  CloneCommand(),   TopCommand(),
+      CacheCommand(),
       ExecCommand(),      CpCommand(),
       PreflightCommand(), ServeCommand(), MemoryServerCommand(),
       NetnsHolderCommand()};
@@ -45,6 +46,9 @@ int Main(int argc, char** argv) {
       ->take_all()
       ->expected(1)
       ->allow_extra_args(false);
+  app.add_option("--cache_max_bytes", context.cache_max_bytes,
+                 "the startup-snapshot cache's size limit, e.g. 8g (default "
+                 "8g): least recently used entries go first");
   app.add_option("--arch", context.arch,
                  "the guest's CPU (default: the host's)");
   app.add_option("--firecracker", context.firecracker,

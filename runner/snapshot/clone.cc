@@ -75,28 +75,20 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
   return ports;
 }
 
-[[nodiscard]] absl::StatusOr<std::vector<Launch>> PlanClones(
+[[nodiscard]] absl::StatusOr<Launch> PlanClone(
     const SnapshotManifest& manifest, const std::string& snapshot_dir,
-    const CloneRequest& request, const std::string& state_root,
-    const std::vector<LaunchSeeds>& seeds,
-    const std::vector<std::vector<PublishedPort>>& host_ports) {
+    const std::string& name, MemoryBackend memory, bool detach,
+    const std::string& state_root, const LaunchSeeds& seed,
+    const std::vector<PublishedPort>& host_ports) {
   const std::string what =
       absl::StrCat("clone of snapshot '", manifest.tag(), "'");
-  if (request.count < 1 || request.count > 1000) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--count ", request.count, ": 1 to 1000"));
-  }
-  if (static_cast<int>(seeds.size()) != request.count ||
-      static_cast<int>(host_ports.size()) != request.count) {
-    return absl::InternalError("clone seeds or ports are incomplete");
-  }
   const VmState& source = manifest.source();
   const bool qemu = source.backend() == "qemu";
   if (!qemu && source.backend() != "firecracker") {
-    return absl::UnimplementedError(absl::StrCat(
-        what, ": restoring a '", source.backend(), "' snapshot"));
+    return absl::UnimplementedError(
+        absl::StrCat(what, ": restoring a '", source.backend(), "' snapshot"));
   }
-  const bool uffd = request.memory == MemoryBackend::kUffd;
+  const bool uffd = memory == MemoryBackend::kUffd;
   if (uffd && qemu) {
     return absl::InvalidArgumentError(absl::StrCat(
         what,
@@ -115,100 +107,117 @@ std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
     return absl::UnimplementedError(
         absl::StrCat(what, ": its VM had volumes (-v): not implemented yet"));
   }
-  const std::string prefix =
-      request.prefix.empty() ? manifest.tag() : request.prefix;
-  // The size the guest's fw_cfg kept for the plan it booted with.
-  std::string source_json;
+  Launch launch;
+  launch.detach = detach;
+  launch.disk_template = absl::StrCat(snapshot_dir, "/", kSnapshotDisk);
+  launch.restore = RestoreSource{snapshot_dir, memory, ""};
+  VmState& state = launch.state;
+  state = source;
+  state.set_name(name);
+  RETURN_IF_ERROR(ValidateVmName(state.name()));
+  const std::string dir = absl::StrCat(state_root, "/vms/", state.name());
+  state.set_id(seed.id);
+  state.set_phase(VmState::CREATING);
+  state.clear_dir();
+  state.clear_phases();
+  state.clear_error();
+  state.clear_exit_code();
+  state.clear_ended_unix_ms();
+  state.clear_vmm_pid();
+  state.clear_vmm_start_ticks();
+  state.clear_supervisor_pid();
+  state.clear_supervisor_start_ticks();
+  state.clear_generation();
+  state.clear_cache();
+  state.mutable_network()->clear_holder_pid();
+  state.mutable_network()->clear_holder_start_ticks();
+  state.mutable_network()->clear_helper_pid();
+  state.mutable_network()->clear_helper_start_ticks();
+  state.set_created_unix_ms(seed.now_unix_ms);
+  state.set_disk(absl::StrCat(dir, "/disk.img"));
+  RestoredFrom& from = *state.mutable_restored_from();
+  from.set_snapshot(manifest.tag());
+  from.set_memory_backend(uffd ? "uffd" : "file");
+
+  VmSpec& spec = *state.mutable_spec();
+  spec.set_name(state.name());
+  spec.clear_netns_pid();
+  if (tap) {
+    // A TAP of its own, a subnet of its own (CreateVm chooses it under
+    // the store's lock): the agent moves the guest to its new address
+    // and MAC when it re-identifies. The NIC itself is the snapshot's.
+    NetworkState fresh;
+    fresh.set_mode(mode);
+    *fresh.mutable_dns() = source.network().dns();
+    *state.mutable_network() = fresh;
+    spec.clear_nics();
+    spec.mutable_plan()->clear_network();
+  }
+  for (Disk& disk : *spec.mutable_disks()) {
+    if (disk.path() == source.disk()) disk.set_path(state.disk());
+  }
+  state.clear_ports();
+  for (const PublishedPort& port : host_ports) *state.add_ports() = port;
+  for (Nic& nic : *spec.mutable_nics()) {
+    if (!nic.has_user()) continue;
+    nic.mutable_user()->clear_forwards();
+    for (const PublishedPort& port : host_ports) {
+      *nic.mutable_user()->add_forwards() = port;
+    }
+  }
+  agent::Plan& plan = *spec.mutable_plan();
+  plan.clear_ports();
+  for (const PublishedPort& port : host_ports) {
+    *plan.add_ports() = ToPlanPort(port);
+  }
+  // A new generation: the agent applies it when told it was restored.
+  plan.set_generation(manifest.generation() + 1);
+  plan.set_hostname(state.name());
+  plan.set_machine_id(seed.machine_id);
+  plan.set_entropy(seed.entropy);
+  plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
+  RETURN_IF_ERROR(CheckPlan(state));
+  if (!qemu) return launch;
+  // QEMU's fw_cfg: the clone's plan must pad to its snapshot's size (the
+  // size the guest's fw_cfg kept for the plan it booted with).
+  std::string source_json, clone_json;
   (void)google::protobuf::util::MessageToJsonString(source.spec().plan(),
                                                     &source_json);
+  (void)google::protobuf::util::MessageToJsonString(plan, &clone_json);
+  if (qemu::PaddedPlanSize(clone_json.size()) !=
+      qemu::PaddedPlanSize(source_json.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": clone '", state.name(), "''s plan is ", clone_json.size(),
+        " bytes and its snapshot's ", source_json.size(),
+        ": under QEMU they must fit the same 4 KiB block (the guest's "
+        "fw_cfg keeps the size it booted with); a shorter --name or fewer "
+        "-p ports"));
+  }
+  return launch;
+}
+
+[[nodiscard]] absl::StatusOr<std::vector<Launch>> PlanClones(
+    const SnapshotManifest& manifest, const std::string& snapshot_dir,
+    const CloneRequest& request, const std::string& state_root,
+    const std::vector<LaunchSeeds>& seeds,
+    const std::vector<std::vector<PublishedPort>>& host_ports) {
+  if (request.count < 1 || request.count > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--count ", request.count, ": 1 to 1000"));
+  }
+  if (static_cast<int>(seeds.size()) != request.count ||
+      static_cast<int>(host_ports.size()) != request.count) {
+    return absl::InternalError("clone seeds or ports are incomplete");
+  }
+  const std::string prefix =
+      request.prefix.empty() ? manifest.tag() : request.prefix;
   std::vector<Launch> launches;
   for (int i = 0; i < request.count; ++i) {
-    const LaunchSeeds& seed = seeds[i];
-    Launch launch;
-    launch.detach = request.detach;
-    launch.disk_template = absl::StrCat(snapshot_dir, "/", kSnapshotDisk);
-    launch.restore = RestoreSource{snapshot_dir, request.memory, ""};
-    VmState& state = launch.state;
-    state = source;
-    state.set_name(absl::StrCat(prefix, "-", i + 1));
-    RETURN_IF_ERROR(ValidateVmName(state.name()));
-    const std::string dir = absl::StrCat(state_root, "/vms/", state.name());
-    state.set_id(seed.id);
-    state.set_phase(VmState::CREATING);
-    state.clear_dir();
-    state.clear_phases();
-    state.clear_error();
-    state.clear_exit_code();
-    state.clear_ended_unix_ms();
-    state.clear_vmm_pid();
-    state.clear_vmm_start_ticks();
-    state.clear_supervisor_pid();
-    state.clear_supervisor_start_ticks();
-    state.clear_generation();
-    state.mutable_network()->clear_holder_pid();
-    state.mutable_network()->clear_holder_start_ticks();
-    state.mutable_network()->clear_helper_pid();
-    state.mutable_network()->clear_helper_start_ticks();
-    state.set_created_unix_ms(seed.now_unix_ms);
-    state.set_disk(absl::StrCat(dir, "/disk.img"));
-    RestoredFrom& from = *state.mutable_restored_from();
-    from.set_snapshot(manifest.tag());
-    from.set_memory_backend(uffd ? "uffd" : "file");
-
-    VmSpec& spec = *state.mutable_spec();
-    spec.set_name(state.name());
-    spec.clear_netns_pid();
-    if (tap) {
-      // A TAP of its own, a subnet of its own (CreateVm chooses it under
-      // the store's lock): the agent moves the guest to its new address
-      // and MAC when it re-identifies. The NIC itself is the snapshot's.
-      NetworkState fresh;
-      fresh.set_mode(mode);
-      *fresh.mutable_dns() = source.network().dns();
-      *state.mutable_network() = fresh;
-      spec.clear_nics();
-      spec.mutable_plan()->clear_network();
-    }
-    for (Disk& disk : *spec.mutable_disks()) {
-      if (disk.path() == source.disk()) disk.set_path(state.disk());
-    }
-    state.clear_ports();
-    for (const PublishedPort& port : host_ports[i]) *state.add_ports() = port;
-    for (Nic& nic : *spec.mutable_nics()) {
-      if (!nic.has_user()) continue;
-      nic.mutable_user()->clear_forwards();
-      for (const PublishedPort& port : host_ports[i]) {
-        *nic.mutable_user()->add_forwards() = port;
-      }
-    }
-    agent::Plan& plan = *spec.mutable_plan();
-    plan.clear_ports();
-    for (const PublishedPort& port : host_ports[i]) {
-      *plan.add_ports() = ToPlanPort(port);
-    }
-    // A new generation: the agent applies it when told it was restored.
-    plan.set_generation(manifest.generation() + 1);
-    plan.set_hostname(state.name());
-    plan.set_machine_id(seed.machine_id);
-    plan.set_entropy(seed.entropy);
-    plan.set_host_time_unix_ms(static_cast<uint64_t>(seed.now_unix_ms));
-    RETURN_IF_ERROR(CheckPlan(state));
-    if (!qemu) {
-      launches.push_back(std::move(launch));
-      continue;
-    }
-    // QEMU's fw_cfg: the clone's plan must pad to its snapshot's size.
-    std::string clone_json;
-    (void)google::protobuf::util::MessageToJsonString(plan, &clone_json);
-    if (qemu::PaddedPlanSize(clone_json.size()) !=
-        qemu::PaddedPlanSize(source_json.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": clone '", state.name(), "''s plan is ", clone_json.size(),
-          " bytes and its snapshot's ", source_json.size(),
-          ": under QEMU they must fit the same 4 KiB block (the guest's "
-          "fw_cfg keeps the size it booted with); a shorter --name or fewer "
-          "-p ports"));
-    }
+    ASSIGN_OR_RETURN(
+        Launch launch,
+        PlanClone(manifest, snapshot_dir, absl::StrCat(prefix, "-", i + 1),
+                  request.memory, request.detach, state_root, seeds[i],
+                  host_ports[i]));
     launches.push_back(std::move(launch));
   }
   return launches;

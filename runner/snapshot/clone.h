@@ -40,6 +40,14 @@ struct CloneRequest {
 std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
                                       const CloneRequest& request, int index);
 
+// Pure: one clone named `name` publishing `host_ports` (every host port
+// filled in), with `seed`'s identity.
+[[nodiscard]] absl::StatusOr<Launch> PlanClone(
+    const SnapshotManifest& manifest, const std::string& snapshot_dir,
+    const std::string& name, MemoryBackend memory, bool detach,
+    const std::string& state_root, const LaunchSeeds& seed,
+    const std::vector<PublishedPort>& host_ports);
+
 // Pure. `seeds[i]` and `host_ports[i]` (ClonePorts(i) with every host
 // port filled in) are clone i's.
 [[nodiscard]] absl::StatusOr<std::vector<Launch>> PlanClones(

@@ -30,6 +30,12 @@ namespace fcvm::runner {
         state.restored_from().snapshot(),
         "': a clone cannot be snapshotted yet (clone the snapshot again)"));
   }
+  if (!state.restored_from().cache_key().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", request.vm, "' was restored from startup-cache entry ",
+        state.restored_from().cache_key(),
+        ": a clone cannot be snapshotted yet (run it with --no-cache)"));
+  }
   ASSIGN_OR_RETURN(std::string version, VmmVersion(state.vmm_binary()));
   std::string tag = request.tag;
   if (tag.empty()) {
@@ -109,6 +115,8 @@ namespace fcvm::runner {
   source.clear_phases();
   source.clear_error();
   *manifest.mutable_taken() = reply->snapshot();
+  *manifest.mutable_cache_key() = request.cache_key;
+  manifest.set_template_key(request.template_key);
   if (absl::Status published = snapshots.Publish(pending, manifest);
       !published.ok()) {
     return fail(published);

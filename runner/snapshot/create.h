@@ -22,6 +22,10 @@ struct SnapshotRequest {
   std::string vm;
   std::string tag;  // Empty: <vm>-<n>.
   bool stop = false;
+  // Recorded in the manifest: a startup-cache entry's key (runner/cache/),
+  // a template's content key.
+  CacheKey cache_key;
+  std::string template_key;
 };
 
 [[nodiscard]] absl::StatusOr<SnapshotManifest> CreateSnapshot(

@@ -45,6 +45,9 @@ bool OlderThanAnHour(const std::string& path) {
 SnapshotStore::SnapshotStore(std::string state_root)
     : root_(std::move(state_root)), dir_(absl::StrCat(root_, "/snapshots")) {}
 
+SnapshotStore::SnapshotStore(std::string state_root, std::string dir)
+    : root_(std::move(state_root)), dir_(std::move(dir)) {}
+
 std::string SnapshotStore::TagDir(const std::string& tag) const {
   return absl::StrCat(dir_, "/", tag);
 }
@@ -148,7 +151,7 @@ void SnapshotStore::Abandon(PendingSnapshot& pending) {
   }
   for (const auto& entry : it) {
     const std::string tag = entry.path().filename().string();
-    if (absl::StartsWith(tag, ".")) continue;
+    if (absl::StartsWith(tag, ".") || !entry.is_directory()) continue;
     entries.push_back({tag, TagDir(tag), Read(tag)});
   }
   std::sort(entries.begin(), entries.end(),

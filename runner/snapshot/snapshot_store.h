@@ -40,6 +40,9 @@ struct SnapshotEntry {
 class SnapshotStore {
  public:
   explicit SnapshotStore(std::string state_root);
+  // Snapshots kept in `dir` instead of <state root>/snapshots (the
+  // startup cache's, runner/cache/).
+  SnapshotStore(std::string state_root, std::string dir);
 
   const std::string& dir() const { return dir_; }
   std::string TagDir(const std::string& tag) const;

@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/status.h"
 #include "runner/vm/backends.h"
@@ -34,7 +36,7 @@ struct Created {
 
 [[nodiscard]] absl::StatusOr<Created> Create(
     StateStore& store, Launch launch,
-    const std::vector<std::string>& holder_argv) {
+    const std::vector<std::string>& holder_argv, const RunHooks& hooks) {
   const std::optional<RestoreSource> restore = launch.restore;
   ASSIGN_OR_RETURN(CreatedVm vm, CreateVm(store, std::move(launch)));
   const VmState& state = vm.state;
@@ -52,6 +54,7 @@ struct Created {
   options.progress = true;  // Foreground: stderr; detached: supervisor.log.
   options.holder_argv = holder_argv;
   options.restore = restore;
+  options.cache_fill_argv = hooks.cache_fill_argv;
   return Created{std::move(vm), std::move(vmm), std::move(options)};
 }
 
@@ -59,9 +62,9 @@ struct Created {
 
 [[nodiscard]] absl::StatusOr<StartedRun> StartDetachedRun(
     StateStore& store, Launch launch,
-    const std::vector<std::string>& holder_argv) {
+    const std::vector<std::string>& holder_argv, const RunHooks& hooks) {
   ASSIGN_OR_RETURN(Created created,
-                   Create(store, std::move(launch), holder_argv));
+                   Create(store, std::move(launch), holder_argv, hooks));
   const VmState& state = created.vm.state;
   Vmm& vmm = *created.vmm;
   auto supervise = [&](Lease lease, SuperviseOptions& with) {
@@ -74,7 +77,17 @@ struct Created {
   return StartedRun{state, std::move(detached)};
 }
 
-int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline) {
+std::string PhasesText(const VmState& state) {
+  std::vector<std::string> parts;
+  for (const PhaseTime& phase : state.phases()) {
+    parts.push_back(
+        absl::StrFormat("%s %.2f s", phase.phase(), phase.wall_ms() / 1000.0));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline,
+                     const RunHooks& hooks) {
   const VmState& state = run.state;
   const char* name = state.name().c_str();
   const DetachedOutcome outcome = AwaitDetached(
@@ -83,6 +96,11 @@ int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline) {
           ? absl::Minutes(10)
           : std::max(absl::ZeroDuration(), deadline - absl::Now()));
   const std::string see = absl::StrCat(" (fcvm logs --console ", name, ")");
+  if (hooks.ready != nullptr) *hooks.ready = outcome.ready;
+  if (!outcome.ready && hooks.error != nullptr) {
+    *hooks.error = outcome.error;
+    if (!outcome.still_booting) return 125;
+  }
   if (outcome.still_booting) {
     return Say(1, absl::StrCat(name, ": ", outcome.error, see));
   }
@@ -92,6 +110,10 @@ int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline) {
     return Say(exited ? ended->exit_code() : 125,
                absl::StrCat(
                    name, ": ended before it was ready: ", outcome.error, see));
+  }
+  if (absl::StatusOr<VmState> now = store.Read(state.name()); now.ok()) {
+    std::fprintf(stderr, "fcvm: %s: ready: %s\n", name,
+                 PhasesText(*now).c_str());
   }
   std::printf("%s\n", name);
   std::fflush(stdout);
@@ -104,20 +126,36 @@ int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline) {
 }
 
 int RunVm(StateStore& store, Launch launch,
-          const std::vector<std::string>& holder_argv) {
+          const std::vector<std::string>& holder_argv, const RunHooks& hooks) {
   if (launch.detach) {
     absl::StatusOr<StartedRun> started =
-        StartDetachedRun(store, std::move(launch), holder_argv);
+        StartDetachedRun(store, std::move(launch), holder_argv, hooks);
     if (!started.ok()) {
+      if (hooks.error != nullptr)
+        *hooks.error = std::string(started.status().message());
       return Say(1, std::string(started.status().message()));
     }
-    return AwaitDetachedRun(store, *started);
+    return AwaitDetachedRun(store, *started, absl::InfinitePast(), hooks);
   }
   absl::StatusOr<Created> created =
-      Create(store, std::move(launch), holder_argv);
-  if (!created.ok()) return Say(1, std::string(created.status().message()));
-  return Supervise(store, created->vm.state, std::move(created->vm.lease),
-                   *created->vmm, created->options);
+      Create(store, std::move(launch), holder_argv, hooks);
+  if (!created.ok()) {
+    if (hooks.error != nullptr)
+      *hooks.error = std::string(created.status().message());
+    return Say(1, std::string(created.status().message()));
+  }
+  bool ready = false;
+  std::string error;
+  created->options.on_ready = [&ready](const VmState&) { ready = true; };
+  created->options.on_failed = [&error](const std::string& why) {
+    error = why;
+  };
+  const int code =
+      Supervise(store, created->vm.state, std::move(created->vm.lease),
+                *created->vmm, created->options);
+  if (hooks.ready != nullptr) *hooks.ready = ready;
+  if (hooks.error != nullptr) *hooks.error = error;
+  return code;
 }
 
 }  // namespace fcvm::runner

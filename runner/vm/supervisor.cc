@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-
-#include <memory>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -14,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/ascii.h"
@@ -23,14 +22,15 @@
 #include "agent/status.pb.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "base/subprocess.h"
 #include "base/unique_fd.h"
 #include "base/unix_socket.h"
+#include "channel/names.h"
 #include "runner/net/vm_network.h"
 #include "runner/state/process.h"
 #include "runner/storage/disk.h"
-#include "runner/vm/console.h"
-#include "channel/names.h"
 #include "runner/vm/channel_hub.h"
+#include "runner/vm/console.h"
 #include "runner/vm/control.h"
 #include "runner/vm/log_file.h"
 
@@ -104,7 +104,23 @@ class Supervisor {
   void Ready() {
     if (reported_) return;
     reported_ = true;
+    StartCacheFill();
     if (options_.on_ready) options_.on_ready(state_);
+  }
+  void StartCacheFill() {
+    if (options_.cache_fill_argv.empty() || state_.cache().key().empty() ||
+        state_.cache().hit() || stopping_) {
+      return;
+    }
+    SubprocessOptions fill;
+    fill.argv = options_.cache_fill_argv;
+    fill.argv.insert(fill.argv.end(), {"cache", "fill", name()});
+    absl::StatusOr<Subprocess> started = Subprocess::Start(std::move(fill));
+    if (started.ok()) {
+      fill_.emplace(std::move(*started));
+    } else {
+      Progress(absl::StrCat("startup cache: ", started.status().message()));
+    }
   }
   void Failed(const std::string& error) {
     if (reported_) return;
@@ -136,6 +152,8 @@ class Supervisor {
   // is recorded as ended.
   UniqueFd channel_listener_;
   std::unique_ptr<ChannelHub> hub_;
+  // `fcvm cache fill` of this VM, while it runs.
+  std::optional<Subprocess> fill_;
   bool reported_ = false;
   bool stopping_ = false;
   bool paused_ = false;
@@ -524,10 +542,9 @@ int Supervisor::Run() {
     HubOptions hub;
     hub.vm_name = state_.name();
     hub.transport = state_.spec().channel();
-    hub.guest_socket =
-        absl::StrCat(dir(), "/",
-                     hub.transport == "vsock" ? "v.sock"
-                                              : channel::kQemuPortSocket);
+    hub.guest_socket = absl::StrCat(
+        dir(), "/",
+        hub.transport == "vsock" ? "v.sock" : channel::kQemuPortSocket);
     absl::StatusOr<std::unique_ptr<ChannelHub>> started =
         ChannelHub::Start(std::move(hub), std::move(channel_listener_));
     if (started.ok()) {
@@ -572,6 +589,9 @@ int Supervisor::Run() {
     if (out_open) fds.push_back({vmm_process_->stdout_pipe().get(), POLLIN, 0});
     const size_t err_at = fds.size();
     if (err_open) fds.push_back({vmm_process_->stderr_pipe().get(), POLLIN, 0});
+    const size_t fill_at = fds.size();
+    const bool filling = fill_.has_value() && !fill_->finished();
+    if (filling) fds.push_back({fill_->exit_fd(), POLLIN, 0});
     std::optional<Clock::time_point> wake = stop_deadline_;
     if (drain_deadline.has_value() && (!wake || *drain_deadline < *wake)) {
       wake = drain_deadline;
@@ -629,6 +649,9 @@ int Supervisor::Run() {
         err_open = false;
       }
     }
+    if (filling && fds[fill_at].revents != 0) {
+      (void)fill_->Wait(absl::ZeroDuration());  // It said how it went.
+    }
     if (!vmm_exited && fds[exit_at].revents != 0) {
       vmm_exited = true;
       drain_deadline = Clock::now() + kDrainTime;
@@ -653,6 +676,12 @@ int Supervisor::Run() {
         clients.push_back({std::move(client), ""});
       }
     }
+  }
+  // A cache fill still waiting for its snapshot gets its answer now (the
+  // control clients go) and ends; it is given a moment to tidy up.
+  clients.clear();
+  if (fill_.has_value() && !fill_->finished()) {
+    (void)fill_->Wait(absl::Seconds(10));
   }
   std::string how;
   if (!loop_error.ok()) {

@@ -33,6 +33,12 @@ struct SuperviseOptions {
   std::function<void(const std::string&)> on_failed;
   // Starts `fcvm netns-holder` (rootless networks).
   std::vector<std::string> holder_argv;
+  // When not empty and the VM's state asks for a startup-cache entry
+  // (state.cache: a key, not a hit): `<this> cache fill <name>` is started
+  // once the container is first ready, to snapshot the VM into the cache
+  // while it runs on (runner/cache/fill.h). The supervisor owns that
+  // process: it is reaped, and ended with the VM.
+  std::vector<std::string> cache_fill_argv;
   // Restore this snapshot instead of booting.
   std::optional<RestoreSource> restore;
   // After a stop request, the guest has the container's stop timeout plus
