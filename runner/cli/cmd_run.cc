@@ -8,6 +8,7 @@
 
 #include "runner/cache/run_cached.h"
 #include "runner/cli/command.h"
+#include "runner/template/start.h"
 #include "runner/vm/host_facts.h"
 #include "runner/vm/launch.h"
 #include "runner/vm/run.h"
@@ -22,6 +23,9 @@ int Run(Context& ctx, const RunFlagValues& values,
       values, remaining, std::getenv,
       [&ctx](const std::string& path) { return ctx.Resolve(path); });
   if (!flags.ok()) return Complain(2, flags.status());
+  if (!flags->template_name.empty()) {
+    return RunTemplate(ctx.store, *flags, ctx.HolderArgv());
+  }
   absl::StatusOr<HostFacts> facts = GatherHostFacts(*flags, ctx.Facts());
   if (!facts.ok()) return Complain(1, facts.status());
   absl::StatusOr<LaunchSeeds> seeds = DrawSeeds();

@@ -28,7 +28,7 @@ int Main(int argc, char** argv) {
       LogsCommand(),      StopCommand(),  RmCommand(),
       GcCommand(),        PauseCommand(), ResumeCommand(),
       SnapshotCommand(),  CloneCommand(),   TopCommand(),
-      CacheCommand(),
+      CacheCommand(),     TemplateCommand(),
       ExecCommand(),      CpCommand(),
       PreflightCommand(), ServeCommand(), MemoryServerCommand(),
       NetnsHolderCommand()};

@@ -26,6 +26,8 @@ int Say(int code, const std::string& message) {
   return code;
 }
 
+}  // namespace
+
 // Host ports for every clone, none twice (a port found free is not bound
 // until QEMU starts, so two clones could otherwise be given the same).
 [[nodiscard]] absl::StatusOr<std::vector<std::vector<PublishedPort>>>
@@ -55,8 +57,6 @@ ChooseHostPorts(const SnapshotManifest& manifest, const CloneRequest& request) {
   }
   return all;
 }
-
-}  // namespace
 
 std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
                                       const CloneRequest& request, int index) {

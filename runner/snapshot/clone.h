@@ -40,6 +40,11 @@ struct CloneRequest {
 std::vector<PublishedPort> ClonePorts(const SnapshotManifest& manifest,
                                       const CloneRequest& request, int index);
 
+// Host ports for every clone (ClonePorts, host port 0 made a free one),
+// none twice.
+[[nodiscard]] absl::StatusOr<std::vector<std::vector<PublishedPort>>>
+ChooseHostPorts(const SnapshotManifest& manifest, const CloneRequest& request);
+
 // Pure: one clone named `name` publishing `host_ports` (every host port
 // filled in), with `seed`'s identity.
 [[nodiscard]] absl::StatusOr<Launch> PlanClone(

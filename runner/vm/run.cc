@@ -115,6 +115,7 @@ int AwaitDetachedRun(StateStore& store, StartedRun& run, absl::Time deadline,
     std::fprintf(stderr, "fcvm: %s: ready: %s\n", name,
                  PhasesText(*now).c_str());
   }
+  if (!hooks.print_name) return 0;
   std::printf("%s\n", name);
   std::fflush(stdout);
   for (const PublishedPort& port : state.ports()) {

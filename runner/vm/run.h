@@ -25,6 +25,9 @@ struct RunHooks {
   // failed falls back to a cold boot).
   bool* ready = nullptr;
   std::string* error = nullptr;
+  // A detached run prints its name on stdout once ready (and its ports on
+  // stderr); false: not (a caller with output of its own).
+  bool print_name = true;
 };
 
 // The process's exit code: the container's for a foreground run; 0 for a
