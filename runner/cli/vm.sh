@@ -1,7 +1,7 @@
 #!/bin/bash
 # //runner:vm (and vm_x86_64, vm_aarch64): `fcvm run "$@"` with the kernel,
 # base.ext4 and OCI images this launcher carries as runfiles (listed in
-# <launcher>_assets.txt). Global fcvm flags come from the environment
+# <launcher>_assets.txt); //runner:template: `fcvm template "$@"` with them. Global fcvm flags come from the environment
 # (FCVM_STATE_DIR, FCVM_FIRECRACKER).
 set -euo pipefail
 launcher="$(basename "$0")"
@@ -22,4 +22,8 @@ while read -r flag; do
     *) flags+=("${flag%%=*}=${root}/${flag#*=}") ;;
   esac
 done <"${root}/runner/cli/${launcher}_assets.txt"
-exec "${root}/runner/fcvm" "${flags[@]}" run "$@"
+case "${launcher}" in
+  template*) command=template ;;
+  *) command=run ;;
+esac
+exec "${root}/runner/fcvm" "${flags[@]}" "${command}" "$@"
