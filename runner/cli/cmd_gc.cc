@@ -1,6 +1,7 @@
 // fcvm gc: what dead owners left in this state store (runner/vm/gc.h).
 #include <cstdio>
 
+#include "runner/cache/startup_cache.h"
 #include "runner/cli/command.h"
 #include "runner/snapshot/memory_server.h"
 #include "runner/snapshot/snapshot_store.h"
@@ -23,17 +24,22 @@ Command GcCommand() {
           }
           // Snapshots whose maker died before publishing them, and
           // removals that failed half way.
+          // (The startup cache's entries are snapshots too.)
           SnapshotStore snapshots(ctx.store.root());
-          absl::StatusOr<std::vector<std::string>> partial =
-              snapshots.Abandoned();
-          if (!partial.ok())
-            report->errors.push_back(std::string(partial.status().message()));
-          for (const std::string& dir :
-               partial.ok() ? *partial : std::vector<std::string>()) {
-            if (absl::Status gone = snapshots.RemoveAbandoned(dir); gone.ok()) {
-              std::printf("removed unfinished snapshot %s\n", dir.c_str());
-            } else {
-              report->errors.push_back(std::string(gone.message()));
+          StartupCache cache(ctx.store.root());
+          for (SnapshotStore* store : {&snapshots, &cache.snapshots()}) {
+            absl::StatusOr<std::vector<std::string>> partial =
+                store->Abandoned();
+            if (!partial.ok()) {
+              report->errors.push_back(std::string(partial.status().message()));
+            }
+            for (const std::string& dir :
+                 partial.ok() ? *partial : std::vector<std::string>()) {
+              if (absl::Status gone = store->RemoveAbandoned(dir); gone.ok()) {
+                std::printf("removed unfinished snapshot %s\n", dir.c_str());
+              } else {
+                report->errors.push_back(std::string(gone.message()));
+              }
             }
           }
           // What killed memory servers left (sockets; the directories of
