@@ -6,7 +6,9 @@
 // changed) of a VM taken once its container was ready, under its cache key
 // (key.h); its manifest holds the key's parts. <cache>/<key>.lock is the
 // key's fill lock: the one process storing that key holds it (flock), so
-// concurrent first runs store one snapshot, and none waits for another.
+// concurrent first runs store one snapshot, and none waits for another;
+// lock files stay (unlinking a lock another process may be opening would
+// let two holders in): one empty file per key ever stored.
 // <cache>/<key>.used is touched at every restore: least recently used
 // entries go first when the cache is pruned to its size limit. An entry in
 // use (a live VM restored from it) is never pruned.
