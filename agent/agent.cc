@@ -324,10 +324,23 @@ void Agent::OnChannelExit() {
 [[nodiscard]] absl::Status Agent::PrepareImage() {
   const auto start = Clock::now();
   const std::string archive = OciArchivePath(plan_);
+  const std::string baked = RootfsDevice(plan_);
   SubprocessOptions run;
   run.stdout_mode = StdioMode::kPipe;
   run.stderr_mode = StdioMode::kPipe;
-  if (!archive.empty()) {
+  std::string how = archive.empty() ? "registry" : archive;
+  if (!baked.empty()) {
+    // Nothing to load: the drive is the image's root filesystem, mounted
+    // read-only; Podman's overlay on it takes the container's writes.
+    RETURN_IF_ERROR(MakeDirs(kRootfsMountPoint));
+    if (mount(baked.c_str(), kRootfsMountPoint, "ext4", MS_RDONLY, nullptr) !=
+        0) {
+      return ErrnoStatus(absl::StrCat("mounting the baked root filesystem ",
+                                      baked, " on ", kRootfsMountPoint));
+    }
+    image_ = kRootfsMountPoint;
+    how = absl::StrCat("baked rootfs ", baked, " on ", kRootfsMountPoint);
+  } else if (!archive.empty()) {
     run.argv = PodmanLoadArgv(archive);
     ASSIGN_OR_RETURN(Subprocess::Output output,
                      RunCommand(run, options_.load_timeout));
@@ -341,8 +354,7 @@ void Agent::OnChannelExit() {
       RETURN_IF_ERROR(RunCommand(run, options_.load_timeout).status());
     }
   }
-  AgentEvent event =
-      Event(AgentEvent::IMAGE_READY, archive.empty() ? "registry" : archive);
+  AgentEvent event = Event(AgentEvent::IMAGE_READY, how);
   event.set_image(image_);
   event.set_duration_us(MicrosSince(start));
   reporter_.Event(event);

@@ -20,9 +20,15 @@ inline constexpr char kContainerName[] = "fcvm-workload";
 // Block-device volumes are mounted here (then bound into the container).
 inline constexpr char kVolumeMountRoot[] = "/run/fcvm/volumes";
 
+// A baked root filesystem (plan.rootfs) is mounted here, read-only.
+inline constexpr char kRootfsMountPoint[] = "/run/fcvm/image";
+
 // The archive of an "oci-archive:/dev/vdc" image, or "" for a registry
 // reference.
 std::string OciArchivePath(const Plan& plan);
+
+// The drive of a "rootfs:/dev/vdc" image (a baked root filesystem), or "".
+std::string RootfsDevice(const Plan& plan);
 
 // podman load -q -i <archive>
 std::vector<std::string> PodmanLoadArgv(absl::string_view archive);
@@ -42,6 +48,10 @@ std::string VolumeHostPath(const VolumeMount& volume, int index);
 // container's port; a clone's new hostname reaches the container), and
 // --sdnotify=conmon so Podman tells the agent when the container started.
 // Restart policy is the agent's, not Podman's: it reports every restart.
+// With plan.rootfs, `image` is where that root filesystem is mounted: it
+// runs as `--rootfs <image>:O` (an overlay, so the container can write and
+// the drive stays read-only), with the image's config as flags, which the
+// plan's own fields override as they would an image's config.
 std::vector<std::string> PodmanRunArgv(const Plan& plan,
                                        absl::string_view image,
                                        bool pull_never);
