@@ -20,7 +20,8 @@ struct Context {
   // Global flags as given.
   std::string state_dir;
   std::string kernel, rootfs, arch, firecracker;
-  std::vector<std::string> oci;  // NAME=ARCHIVE
+  std::vector<std::string> oci;           // NAME=ARCHIVE
+  std::vector<std::string> image_rootfs;  // NAME=EXT4
 
   // After Finish().
   std::string workdir;
@@ -28,7 +29,7 @@ struct Context {
   StateStore store{""};
 
   // Resolves the flags: paths made absolute against the caller's working
-  // directory, --oci split, the store's root chosen. Usage errors name the
+  // directory, --oci and --image-rootfs split, the store's root chosen. Usage errors name the
   // flag.
   [[nodiscard]] absl::Status Finish();
 
