@@ -137,15 +137,13 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
     request.note(absl::StrCat("image ", flags.image, ": OCI archive ",
                               facts.image_archive, " (podman load)"));
   }
-  if (!facts.image_rootfs.empty() && flags.ports.empty() &&
-      flags.network != "none") {
-    ASSIGN_OR_RETURN(facts.exposed_ports,
-                     ExposedPorts(facts.image_config, local->second));
-  } else if (!facts.image_archive.empty() && flags.ports.empty() &&
-             flags.network != "none") {
-    ASSIGN_OR_RETURN(facts.exposed_ports, ExposedPorts(facts.image_archive));
-  }
   if (flags.ports.empty() && flags.network != "none") {
+    if (!facts.image_rootfs.empty()) {
+      ASSIGN_OR_RETURN(facts.exposed_ports,
+                       ExposedPorts(facts.image_config, local->second));
+    } else if (!facts.image_archive.empty()) {
+      ASSIGN_OR_RETURN(facts.exposed_ports, ExposedPorts(facts.image_archive));
+    }
     for (const PublishedPort& port : facts.exposed_ports) {
       absl::StatusOr<uint16_t> free = FreeLoopbackPort(
           static_cast<uint16_t>(port.guest_port()), port.protocol() == "udp");
