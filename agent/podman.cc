@@ -137,7 +137,7 @@ std::vector<std::string> PodmanRunArgv(const Plan& plan,
     return argv;
   }
   argv.push_back("--rootfs");
-  argv.push_back(absl::StrCat(image, ":O"));
+  argv.push_back(std::string(image));
   // Podman's rule for an image: the user's args replace its Cmd, and an
   // entrypoint of the user's own drops the Cmd that went with the image's.
   if (plan.args_size() > 0) {

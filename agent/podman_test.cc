@@ -61,8 +61,9 @@ TEST(PodmanTest, EntrypointIsExactJsonEvenWithQuotes) {
               ::testing::Contains(R"(--entrypoint=["sh","-c","echo \"hi\""])"));
 }
 
-// A baked root filesystem: the image's config as flags, --rootfs with an
-// overlay, and the image's Entrypoint + Cmd as an image would run them.
+// A baked root filesystem: the image's config as flags, --rootfs on the
+// agent's overlay, and the image's Entrypoint + Cmd as an image would run
+// them.
 constexpr char kBakedNginx[] = R"({
   "image": "rootfs:/dev/vdc",
   "rootfs": {
@@ -88,7 +89,7 @@ TEST(PodmanTest, BakedRootfsRunsWithTheImagesConfig) {
                   "PATH=/usr/sbin:/usr/bin", "--workdir=/var/www",
                   "--user=www-data", "--stop-signal=SIGQUIT",
                   R"(--entrypoint=["/docker-entrypoint.sh"])", "--rootfs",
-                  "/run/fcvm/image:O", "nginx", "-g", "daemon off;"));
+                  "/run/fcvm/rootfs", "nginx", "-g", "daemon off;"));
 }
 
 TEST(PodmanTest, BakedRootfsTakesThePlansOverridesAsPodmanWould) {
@@ -108,7 +109,7 @@ TEST(PodmanTest, BakedRootfsTakesThePlansOverridesAsPodmanWould) {
                   "PATH=/bin", "--workdir=/tmp", "--user=0:0",
                   "--stop-signal=SIGQUIT",
                   R"(--entrypoint=["/docker-entrypoint.sh"])", "--rootfs",
-                  "/run/fcvm/image:O", "nginx", "-T"));
+                  "/run/fcvm/rootfs", "nginx", "-T"));
   // --entrypoint of the user's own: the image's Cmd goes with its
   // entrypoint (Podman's rule); args still follow.
   plan.clear_args();
@@ -117,12 +118,12 @@ TEST(PodmanTest, BakedRootfsTakesThePlansOverridesAsPodmanWould) {
   ASSERT_GE(argv.size(), 3u);
   EXPECT_THAT(std::vector<std::string>(argv.end() - 3, argv.end()),
               ElementsAre(R"(--entrypoint=["/bin/sh"])", "--rootfs",
-                          "/run/fcvm/image:O"));
+                          "/run/fcvm/rootfs"));
   plan.add_args("-c");
   plan.add_args("id");
   argv = PodmanRunArgv(plan, kRootfsMountPoint, true);
   EXPECT_THAT(std::vector<std::string>(argv.end() - 4, argv.end()),
-              ElementsAre("--rootfs", "/run/fcvm/image:O", "-c", "id"));
+              ElementsAre("--rootfs", "/run/fcvm/rootfs", "-c", "id"));
 }
 
 TEST(PodmanTest, BakedRootfsWithOnlyACmd) {
@@ -135,7 +136,7 @@ TEST(PodmanTest, BakedRootfsWithOnlyACmd) {
               ElementsAre("podman", "run", "--name", "fcvm-workload",
                           "--replace", "--network=host", "--uts=host",
                           "--sdnotify=conmon", "--stop-signal=SIGTERM",
-                          "--rootfs", "/run/fcvm/image:O", "/bin/busybox",
+                          "--rootfs", "/run/fcvm/rootfs", "/bin/busybox",
                           "httpd", "-f"));
 }
 

@@ -131,12 +131,20 @@ TEST_P(BakedTest, RunsFlagsOverrideTheImagesConfigAndTheRootIsWritable) {
   // The args replaced the Cmd; the image's Entrypoint (sh -c) stayed.
   EXPECT_THAT(Fcvm({"logs", "over"}).out,
               HasSubstr("config-image: user=0 pwd=/tmp greeting=overridden"));
-  // The drive is read-only; Podman's overlay on it takes the writes.
+  // The drive is read-only; the overlay on it (upper layer on the
+  // writable disk) takes the writes.
   Result wrote = Fcvm({"exec", "over", "--", "/bin/busybox", "sh", "-c",
                        "echo written > /srv/www/new.txt && "
                        "/bin/busybox cat /srv/www/new.txt"});
   EXPECT_EQ(wrote.code, 0) << wrote.err;
   EXPECT_EQ(wrote.out, "written\n");
+  // ...whose upper layer is on the writable disk, not in the VM's RAM.
+  Result mounts = Fcvm({"exec", "--vm", "over", "--", "cat", "/proc/mounts"});
+  EXPECT_THAT(mounts.out, HasSubstr("/dev/vdc /run/fcvm/image ext4 ro"));
+  EXPECT_THAT(mounts.out,
+              HasSubstr("overlay /run/fcvm/rootfs overlay rw,relatime,"
+                        "lowerdir=/run/fcvm/image,upperdir=/var/lib/"
+                        "containers/fcvm-rootfs/upper"));
   StopAndRemove("over");
 }
 
