@@ -75,8 +75,8 @@ bool IsMac(absl::string_view mac) {
                                           "' needs rootfs.device"));
   }
   if (!absl::StartsWith(rootfs.device(), "/dev/")) {
-    return Invalid("rootfs.device", absl::StrCat("'", rootfs.device(),
-                                                 "' is not under /dev/"));
+    return Invalid("rootfs.device",
+                   absl::StrCat("'", rootfs.device(), "' is not under /dev/"));
   }
   if (plan.image() != absl::StrCat("rootfs:", rootfs.device())) {
     return Invalid("image", absl::StrCat("'", plan.image(), "' is not 'rootfs:",

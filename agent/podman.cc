@@ -129,7 +129,8 @@ std::vector<std::string> PodmanRunArgv(const Plan& plan,
   if (plan.command_size() > 0) {
     argv.push_back(absl::StrCat("--entrypoint=", JsonArray(plan.command())));
   } else if (baked && config.entrypoint_size() > 0) {
-    argv.push_back(absl::StrCat("--entrypoint=", JsonArray(config.entrypoint())));
+    argv.push_back(
+        absl::StrCat("--entrypoint=", JsonArray(config.entrypoint())));
   }
   if (!baked) {
     argv.push_back(std::string(image));

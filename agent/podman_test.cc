@@ -84,10 +84,10 @@ TEST(PodmanTest, BakedRootfsRunsWithTheImagesConfig) {
   EXPECT_THAT(
       PodmanRunArgv(plan, kRootfsMountPoint, /*pull_never=*/true),
       ElementsAre("podman", "run", "--name", "fcvm-workload", "--replace",
-                  "--network=host", "--uts=host", "--sdnotify=conmon",
-                  "--env", "NGINX_VERSION=1.22", "--env",
-                  "PATH=/usr/sbin:/usr/bin", "--workdir=/var/www",
-                  "--user=www-data", "--stop-signal=SIGQUIT",
+                  "--network=host", "--uts=host", "--sdnotify=conmon", "--env",
+                  "NGINX_VERSION=1.22", "--env", "PATH=/usr/sbin:/usr/bin",
+                  "--workdir=/var/www", "--user=www-data",
+                  "--stop-signal=SIGQUIT",
                   R"(--entrypoint=["/docker-entrypoint.sh"])", "--rootfs",
                   "/run/fcvm/rootfs", "nginx", "-g", "daemon off;"));
 }
@@ -104,8 +104,8 @@ TEST(PodmanTest, BakedRootfsTakesThePlansOverridesAsPodmanWould) {
   EXPECT_THAT(
       PodmanRunArgv(plan, kRootfsMountPoint, true),
       ElementsAre("podman", "run", "--name", "fcvm-workload", "--replace",
-                  "--network=host", "--uts=host", "--sdnotify=conmon",
-                  "--env", "EXTRA=1", "--env", "NGINX_VERSION=1.22", "--env",
+                  "--network=host", "--uts=host", "--sdnotify=conmon", "--env",
+                  "EXTRA=1", "--env", "NGINX_VERSION=1.22", "--env",
                   "PATH=/bin", "--workdir=/tmp", "--user=0:0",
                   "--stop-signal=SIGQUIT",
                   R"(--entrypoint=["/docker-entrypoint.sh"])", "--rootfs",
@@ -132,12 +132,12 @@ TEST(PodmanTest, BakedRootfsWithOnlyACmd) {
   Plan plan = MustParse(R"({"image": "rootfs:/dev/vdc", "rootfs": {
       "device": "/dev/vdc", "cmd": ["/bin/busybox", "httpd", "-f"],
       "stopSignal": "SIGTERM"}})");
-  EXPECT_THAT(PodmanRunArgv(plan, kRootfsMountPoint, false),
-              ElementsAre("podman", "run", "--name", "fcvm-workload",
-                          "--replace", "--network=host", "--uts=host",
-                          "--sdnotify=conmon", "--stop-signal=SIGTERM",
-                          "--rootfs", "/run/fcvm/rootfs", "/bin/busybox",
-                          "httpd", "-f"));
+  EXPECT_THAT(
+      PodmanRunArgv(plan, kRootfsMountPoint, false),
+      ElementsAre("podman", "run", "--name", "fcvm-workload", "--replace",
+                  "--network=host", "--uts=host", "--sdnotify=conmon",
+                  "--stop-signal=SIGTERM", "--rootfs", "/run/fcvm/rootfs",
+                  "/bin/busybox", "httpd", "-f"));
 }
 
 TEST(PodmanTest, LoadAndItsOutput) {

@@ -29,8 +29,8 @@ struct Context {
   StateStore store{""};
 
   // Resolves the flags: paths made absolute against the caller's working
-  // directory, --oci and --image-rootfs split, the store's root chosen. Usage errors name the
-  // flag.
+  // directory, --oci and --image-rootfs split, the store's root chosen. Usage
+  // errors name the flag.
   [[nodiscard]] absl::Status Finish();
 
   // `path` absolute: as it is, or relative to the caller's directory.

@@ -117,8 +117,7 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
           flags.image, "=ARCHIVE too"));
     }
     if (!IsFile(baked->second)) {
-      return absl::NotFoundError(
-          absl::StrCat("no such file: ", baked->second));
+      return absl::NotFoundError(absl::StrCat("no such file: ", baked->second));
     }
     facts.image_rootfs = baked->second;
     ASSIGN_OR_RETURN(facts.image_config, ImageConfig(local->second));

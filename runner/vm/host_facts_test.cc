@@ -80,8 +80,7 @@ TEST(HostFactsTest, ABakedRootfsNeedsItsArchiveAndAFile) {
   request.assets.oci["nginx"] = "/nonexistent/nginx.tar";
   facts = GatherHostFacts(flags, request);
   EXPECT_EQ(facts.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(facts.status().message(),
-            "no such file: /nonexistent/nginx.ext4");
+  EXPECT_EQ(facts.status().message(), "no such file: /nonexistent/nginx.ext4");
   EXPECT_TRUE(notes.empty());
   // Another image of the same launcher is not affected: it is the archive.
   flags.image = "other";

@@ -279,13 +279,10 @@ HostFacts BakedNginx() {
 
 TEST(PlanLaunchTest, ABakedRootfsIsAReadOnlyDriveWithTheImagesConfig) {
   HostFacts facts = BakedNginx();
+  facts.volumes["/data/db.img"] = {VolumeKind::kFile, ""};
   absl::StatusOr<Launch> launch =
       PlanLaunch(Flags({"--name", "web", "-v", "/data/db.img:/db", "nginx"}),
-                 [&] {
-                   facts.volumes["/data/db.img"] = {VolumeKind::kFile, ""};
-                   return facts;
-                 }(),
-                 Seeds());
+                 facts, Seeds());
   ASSERT_TRUE(launch.ok()) << launch.status();
   const VmSpec& spec = launch->state.spec();
   // base, writable disk, the baked rootfs (no archive), the volume.
@@ -321,10 +318,10 @@ TEST(PlanLaunchTest, ABakedRootfsIsAReadOnlyDriveWithTheImagesConfig) {
 }
 
 TEST(PlanLaunchTest, ABakedRootfsKeepsTheUsersOverrides) {
-  absl::StatusOr<Launch> launch = PlanLaunch(
-      Flags({"--entrypoint", "/bin/sh", "-e", "A=1", "-u", "0", "-w", "/tmp",
-             "-p", "9000:80", "nginx", "-c", "id"}),
-      BakedNginx(), Seeds());
+  absl::StatusOr<Launch> launch =
+      PlanLaunch(Flags({"--entrypoint", "/bin/sh", "-e", "A=1", "-u", "0", "-w",
+                        "/tmp", "-p", "9000:80", "nginx", "-c", "id"}),
+                 BakedNginx(), Seeds());
   ASSERT_TRUE(launch.ok()) << launch.status();
   const agent::Plan& plan = launch->state.spec().plan();
   EXPECT_EQ(plan.image(), "rootfs:/dev/vdc");

@@ -52,8 +52,8 @@ class BakedTest : public FcvmTest {
   Result RunConfigImage(bool baked, std::vector<std::string> run_args) {
     const std::vector<std::string>& extra = g_programs.extra;
     std::vector<std::string> args = {"--kernel", g_programs.kernel,
-                                     "--rootfs", extra[0], "--oci",
-                                     "config-image=" + extra[1]};
+                                     "--rootfs", extra[0],
+                                     "--oci",    "config-image=" + extra[1]};
     if (baked) {
       args.insert(args.end(), {"--image-rootfs", "config-image=" + extra[2]});
     }
@@ -91,9 +91,8 @@ TEST_P(BakedTest, TheImagesConfigReachesTheContainerAsFromItsArchive) {
     Result run = RunConfigImage(baked, {"-d", "--name", name, "config-image"});
     ASSERT_EQ(run.code, 0) << run.err;
     Remember(Inspect(name));
-    EXPECT_THAT(run.err,
-                HasSubstr(baked ? "image config-image: baked rootfs "
-                                : "image config-image: OCI archive "));
+    EXPECT_THAT(run.err, HasSubstr(baked ? "image config-image: baked rootfs "
+                                         : "image config-image: OCI archive "));
     const std::string inspect = Fcvm({"inspect", name}).out;
     if (baked) {
       EXPECT_THAT(inspect, HasSubstr("rootfs:/dev/vdc"));
@@ -150,8 +149,7 @@ TEST_P(BakedTest, RunsFlagsOverrideTheImagesConfigAndTheRootIsWritable) {
 
 TEST_P(BakedTest, NginxAndBusyboxHttpdFromTheLauncherServeTheirPages) {
   for (const auto& [image, guest, want, logged] :
-       std::vector<std::tuple<std::string, uint32_t, std::string,
-                              std::string>>{
+       std::vector<std::tuple<std::string, uint32_t, std::string, std::string>>{
            {"nginx", 80, "Welcome to nginx", "\"GET / HTTP/1."},
            {"busybox-httpd", 8080, "fcvm busybox-httpd", "response:200"}}) {
     SCOPED_TRACE(image);
@@ -159,8 +157,8 @@ TEST_P(BakedTest, NginxAndBusyboxHttpdFromTheLauncherServeTheirPages) {
     std::cout << run.err;
     ASSERT_EQ(run.code, 0) << run.err;
     Remember(Inspect("web"));
-    EXPECT_THAT(run.err, HasSubstr(absl::StrCat("image ", image,
-                                                ": baked rootfs ")));
+    EXPECT_THAT(run.err,
+                HasSubstr(absl::StrCat("image ", image, ": baked rootfs ")));
     EXPECT_THAT(run.err, Not(HasSubstr("OCI archive")));
     const uint32_t port = PublishedAt(run.err, guest);
     ASSERT_NE(port, 0u) << run.err;

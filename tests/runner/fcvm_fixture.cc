@@ -270,8 +270,8 @@ int FcvmTestMain(int argc, char** argv) {
   char cwd[4096];
   const std::string here = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
   for (std::string& path : paths) path = here + "/" + path;
-  g_programs = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5],
-                std::vector<std::string>(paths.begin() + 6, paths.end())};
+  g_programs = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5]};
+  g_programs.extra.assign(paths.begin() + 6, paths.end());
   return RUN_ALL_TESTS();
 }
 
