@@ -324,10 +324,38 @@ void Agent::OnChannelExit() {
 [[nodiscard]] absl::Status Agent::PrepareImage() {
   const auto start = Clock::now();
   const std::string archive = OciArchivePath(plan_);
+  const std::string baked = RootfsDevice(plan_);
   SubprocessOptions run;
   run.stdout_mode = StdioMode::kPipe;
   run.stderr_mode = StdioMode::kPipe;
-  if (!archive.empty()) {
+  std::string how = archive.empty() ? "registry" : archive;
+  if (!baked.empty()) {
+    // Nothing to load: the drive is the image's root filesystem, mounted
+    // read-only, under an overlay whose upper layer is on the writable disk.
+    // (Podman 4.3's own `--rootfs DIR:O` keeps that layer off the writable
+    // disk, in its run root on the VM's /run tmpfs by all signs: a 256 MiB
+    // copy into the container failed with ENOSPC.)
+    RETURN_IF_ERROR(MakeDirs(kRootfsImageMount));
+    if (mount(baked.c_str(), kRootfsImageMount, "ext4", MS_RDONLY, nullptr) !=
+        0) {
+      return ErrnoStatus(absl::StrCat("mounting the baked root filesystem ",
+                                      baked, " on ", kRootfsImageMount));
+    }
+    const std::string upper = absl::StrCat(kRootfsLayerDir, "/upper");
+    const std::string work = absl::StrCat(kRootfsLayerDir, "/work");
+    for (const std::string& dir : {upper, work, std::string(kRootfsMountPoint)})
+      RETURN_IF_ERROR(MakeDirs(dir));
+    const std::string layers = absl::StrCat(
+        "lowerdir=", kRootfsImageMount, ",upperdir=", upper, ",workdir=", work);
+    if (mount("overlay", kRootfsMountPoint, "overlay", 0, layers.c_str()) !=
+        0) {
+      return ErrnoStatus(absl::StrCat("overlay on the baked root filesystem (",
+                                      layers, ") at ", kRootfsMountPoint));
+    }
+    image_ = kRootfsMountPoint;
+    how = absl::StrCat("baked rootfs ", baked, ", overlay at ",
+                       kRootfsMountPoint);
+  } else if (!archive.empty()) {
     run.argv = PodmanLoadArgv(archive);
     ASSIGN_OR_RETURN(Subprocess::Output output,
                      RunCommand(run, options_.load_timeout));
@@ -341,8 +369,7 @@ void Agent::OnChannelExit() {
       RETURN_IF_ERROR(RunCommand(run, options_.load_timeout).status());
     }
   }
-  AgentEvent event =
-      Event(AgentEvent::IMAGE_READY, archive.empty() ? "registry" : archive);
+  AgentEvent event = Event(AgentEvent::IMAGE_READY, how);
   event.set_image(image_);
   event.set_duration_us(MicrosSince(start));
   reporter_.Event(event);

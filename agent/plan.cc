@@ -66,6 +66,41 @@ bool IsMac(absl::string_view mac) {
   return absl::OkStatus();
 }
 
+// A baked root filesystem: "rootfs:<device>" names the drive `rootfs`
+// describes, and its config is what Podman would accept from an image.
+[[nodiscard]] absl::Status CheckRootfs(const Plan& plan) {
+  const RootfsImage& rootfs = plan.rootfs();
+  if (!plan.has_rootfs() || rootfs.device().empty()) {
+    return Invalid("rootfs", absl::StrCat("image '", plan.image(),
+                                          "' needs rootfs.device"));
+  }
+  if (!absl::StartsWith(rootfs.device(), "/dev/")) {
+    return Invalid("rootfs.device",
+                   absl::StrCat("'", rootfs.device(), "' is not under /dev/"));
+  }
+  if (plan.image() != absl::StrCat("rootfs:", rootfs.device())) {
+    return Invalid("image", absl::StrCat("'", plan.image(), "' is not 'rootfs:",
+                                         rootfs.device(), "'"));
+  }
+  for (const std::string& variable : rootfs.env()) {
+    const size_t eq = variable.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Invalid("rootfs.env",
+                     absl::StrCat("'", variable, "' is not KEY=VALUE"));
+    }
+  }
+  if (!rootfs.working_dir().empty() &&
+      !absl::StartsWith(rootfs.working_dir(), "/")) {
+    return Invalid("rootfs.working_dir", absl::StrCat("'", rootfs.working_dir(),
+                                                      "' is not absolute"));
+  }
+  if (rootfs.entrypoint().empty() && rootfs.cmd().empty() &&
+      plan.command().empty() && plan.args().empty()) {
+    return Invalid("rootfs", "no entrypoint, cmd, command or args to run");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 [[nodiscard]] absl::Status ValidateHostname(absl::string_view name) {
@@ -102,6 +137,9 @@ bool IsMac(absl::string_view mac) {
   if (plan.image().empty()) return Invalid("image", "required");
   if (absl::StrContains(plan.image(), " ")) {
     return Invalid("image", absl::StrCat("'", plan.image(), "' has a space"));
+  }
+  if (absl::StartsWith(plan.image(), "rootfs:") || plan.has_rootfs()) {
+    RETURN_IF_ERROR(CheckRootfs(plan));
   }
   for (const auto& [key, value] : plan.env()) {
     if (key.empty() || absl::StrContains(key, "=")) {

@@ -17,6 +17,7 @@ namespace fcvm::agent {
 namespace {
 
 constexpr absl::string_view kOciArchive = "oci-archive:";
+constexpr absl::string_view kRootfs = "rootfs:";
 
 // A JSON array of strings, for --entrypoint (Podman reads a JSON array as
 // an exec-form entrypoint; a plain string would go through a shell).
@@ -36,6 +37,12 @@ std::string JsonArray(
 std::string OciArchivePath(const Plan& plan) {
   absl::string_view image = plan.image();
   if (!absl::ConsumePrefix(&image, kOciArchive)) return "";
+  return std::string(image);
+}
+
+std::string RootfsDevice(const Plan& plan) {
+  absl::string_view image = plan.image();
+  if (!absl::ConsumePrefix(&image, kRootfs)) return "";
   return std::string(image);
 }
 
@@ -78,19 +85,33 @@ std::vector<std::string> PodmanRunArgv(const Plan& plan,
       "--uts=host",
       // Podman sends READY=1 to $NOTIFY_SOCKET once the container runs.
       "--sdnotify=conmon"};
-  if (pull_never) argv.push_back("--pull=never");
+  // A baked root filesystem has no image config for Podman to read: its
+  // config comes as flags, under the plan's own, which win as they would
+  // over an image's.
+  const bool baked = plan.has_rootfs();
+  const RootfsImage& config = plan.rootfs();
+  if (pull_never && !baked) argv.push_back("--pull=never");
   // Sorted (a protobuf map has no order): same plan, same command line.
-  const std::map<std::string, std::string> env(plan.env().begin(),
-                                               plan.env().end());
+  std::map<std::string, std::string> env;
+  for (const std::string& variable : config.env()) {
+    const size_t eq = variable.find('=');
+    if (eq != std::string::npos) {
+      env[variable.substr(0, eq)] = variable.substr(eq + 1);
+    }
+  }
+  for (const auto& [key, value] : plan.env()) env[key] = value;
   for (const auto& [key, value] : env) {
     argv.push_back("--env");
     argv.push_back(absl::StrCat(key, "=", value));
   }
-  if (!plan.working_dir().empty()) {
-    argv.push_back(absl::StrCat("--workdir=", plan.working_dir()));
+  const std::string& workdir =
+      plan.working_dir().empty() ? config.working_dir() : plan.working_dir();
+  if (!workdir.empty()) argv.push_back(absl::StrCat("--workdir=", workdir));
+  const std::string& user = plan.user().empty() ? config.user() : plan.user();
+  if (!user.empty()) argv.push_back(absl::StrCat("--user=", user));
+  if (!config.stop_signal().empty()) {
+    argv.push_back(absl::StrCat("--stop-signal=", config.stop_signal()));
   }
-  if (!plan.user().empty())
-    argv.push_back(absl::StrCat("--user=", plan.user()));
   if (plan.resources().cpus() > 0) {
     argv.push_back(absl::StrCat("--cpus=", plan.resources().cpus()));
   }
@@ -107,9 +128,24 @@ std::vector<std::string> PodmanRunArgv(const Plan& plan,
   }
   if (plan.command_size() > 0) {
     argv.push_back(absl::StrCat("--entrypoint=", JsonArray(plan.command())));
+  } else if (baked && config.entrypoint_size() > 0) {
+    argv.push_back(
+        absl::StrCat("--entrypoint=", JsonArray(config.entrypoint())));
   }
+  if (!baked) {
+    argv.push_back(std::string(image));
+    argv.insert(argv.end(), plan.args().begin(), plan.args().end());
+    return argv;
+  }
+  argv.push_back("--rootfs");
   argv.push_back(std::string(image));
-  argv.insert(argv.end(), plan.args().begin(), plan.args().end());
+  // Podman's rule for an image: the user's args replace its Cmd, and an
+  // entrypoint of the user's own drops the Cmd that went with the image's.
+  if (plan.args_size() > 0) {
+    argv.insert(argv.end(), plan.args().begin(), plan.args().end());
+  } else if (plan.command_size() == 0) {
+    argv.insert(argv.end(), config.cmd().begin(), config.cmd().end());
+  }
   return argv;
 }
 

@@ -20,9 +20,21 @@ inline constexpr char kContainerName[] = "fcvm-workload";
 // Block-device volumes are mounted here (then bound into the container).
 inline constexpr char kVolumeMountRoot[] = "/run/fcvm/volumes";
 
+// A baked root filesystem (plan.rootfs) is mounted read-only at
+// kRootfsImageMount; the container runs on an overlay of it at
+// kRootfsMountPoint whose upper layer is on the VM's writable disk (beside
+// Podman's storage, as an image's container layer would be), so what the
+// container writes is bounded by that disk, not by the VM's RAM.
+inline constexpr char kRootfsImageMount[] = "/run/fcvm/image";
+inline constexpr char kRootfsLayerDir[] = "/var/lib/containers/fcvm-rootfs";
+inline constexpr char kRootfsMountPoint[] = "/run/fcvm/rootfs";
+
 // The archive of an "oci-archive:/dev/vdc" image, or "" for a registry
 // reference.
 std::string OciArchivePath(const Plan& plan);
+
+// The drive of a "rootfs:/dev/vdc" image (a baked root filesystem), or "".
+std::string RootfsDevice(const Plan& plan);
 
 // podman load -q -i <archive>
 std::vector<std::string> PodmanLoadArgv(absl::string_view archive);
@@ -42,6 +54,10 @@ std::string VolumeHostPath(const VolumeMount& volume, int index);
 // container's port; a clone's new hostname reaches the container), and
 // --sdnotify=conmon so Podman tells the agent when the container started.
 // Restart policy is the agent's, not Podman's: it reports every restart.
+// With plan.rootfs, `image` is the writable overlay on that root
+// filesystem (kRootfsMountPoint): it runs as `--rootfs <image>`, with the
+// image's config as flags, which the plan's own fields override as they
+// would an image's config.
 std::vector<std::string> PodmanRunArgv(const Plan& plan,
                                        absl::string_view image,
                                        bool pull_never);

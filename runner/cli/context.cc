@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "runner/cache/startup_cache.h"
@@ -30,13 +32,18 @@ std::string Context::Resolve(const std::string& path) const {
   }
   assets.kernel = Resolve(kernel);
   assets.rootfs = Resolve(rootfs);
-  for (const std::string& value : oci) {
-    const size_t eq = value.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == value.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--oci '", value, "': expected NAME=ARCHIVE"));
+  for (const auto& [flag, values, what, into] :
+       {std::make_tuple("--oci", &oci, "NAME=ARCHIVE", &assets.oci),
+        std::make_tuple("--image-rootfs", &image_rootfs, "NAME=EXT4",
+                        &assets.image_rootfs)}) {
+    for (const std::string& value : *values) {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == value.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(flag, " '", value, "': expected ", what));
+      }
+      (*into)[value.substr(0, eq)] = Resolve(value.substr(eq + 1));
     }
-    assets.oci[value.substr(0, eq)] = Resolve(value.substr(eq + 1));
   }
   if (firecracker.empty()) {
     if (const char* fc = std::getenv("FCVM_FIRECRACKER"); fc && *fc) {
@@ -56,6 +63,9 @@ FactsRequest Context::Facts() const {
   request.state_root = store.root();
   request.firecracker = firecracker;
   request.resolve = [this](const std::string& path) { return Resolve(path); };
+  request.note = [](const std::string& line) {
+    std::fprintf(stderr, "fcvm: %s\n", line.c_str());
+  };
   return request;
 }
 

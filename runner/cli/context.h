@@ -21,7 +21,8 @@ struct Context {
   // Global flags as given.
   std::string state_dir;
   std::string kernel, rootfs, arch, firecracker;
-  std::vector<std::string> oci;  // NAME=ARCHIVE
+  std::vector<std::string> oci;           // NAME=ARCHIVE
+  std::vector<std::string> image_rootfs;  // NAME=EXT4
   // --cache_max_bytes: the startup cache's size limit ("8g", bytes).
   std::string cache_max_bytes;
 
@@ -31,8 +32,8 @@ struct Context {
   StateStore store{""};
 
   // Resolves the flags: paths made absolute against the caller's working
-  // directory, --oci split, the store's root chosen. Usage errors name the
-  // flag.
+  // directory, --oci and --image-rootfs split, the store's root chosen. Usage
+  // errors name the flag.
   [[nodiscard]] absl::Status Finish();
 
   // `path` absolute: as it is, or relative to the caller's directory.

@@ -49,6 +49,13 @@ int Main(int argc, char** argv) {
   app.add_option("--cache_max_bytes", context.cache_max_bytes,
                  "the startup-snapshot cache's size limit, e.g. 8g (default "
                  "8g): least recently used entries go first");
+  app.add_option("--image-rootfs", context.image_rootfs,
+                 "NAME=EXT4: image NAME baked as a read-only root filesystem, "
+                 "run with the config of its --oci archive and never loaded "
+                 "into Podman's store (repeatable)")
+      ->take_all()
+      ->expected(1)
+      ->allow_extra_args(false);
   app.add_option("--arch", context.arch,
                  "the guest's CPU (default: the host's)");
   app.add_option("--firecracker", context.firecracker,

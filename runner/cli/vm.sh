@@ -1,7 +1,8 @@
 #!/bin/bash
 # //runner:vm (and vm_x86_64, vm_aarch64): `fcvm run "$@"` with the kernel,
-# base.ext4 and OCI images this launcher carries as runfiles (listed in
-# <launcher>_assets.txt); //runner:template: `fcvm template "$@"` with them. Global fcvm flags come from the environment
+# base.ext4, OCI images and baked image root filesystems this launcher
+# carries as runfiles (listed in <launcher>_assets.txt); //runner:template:
+# `fcvm template "$@"` with them. Global fcvm flags come from the environment
 # (FCVM_STATE_DIR, FCVM_FIRECRACKER).
 set -euo pipefail
 launcher="$(basename "$0")"
@@ -15,9 +16,13 @@ if [[ ! -f "${root}/runner/cli/${launcher}_assets.txt" ]]; then
 fi
 flags=()
 while read -r flag; do
-  # --kernel=PATH, --oci=NAME=PATH: runfiles paths, made absolute.
+  # --kernel=PATH, --oci=NAME=PATH, --image-rootfs=NAME=PATH: runfiles
+  # paths, made absolute.
   case "${flag}" in
     --oci=*) name="${flag#--oci=}"; flags+=("--oci=${name%%=*}=${root}/${name#*=}") ;;
+    --image-rootfs=*)
+      name="${flag#--image-rootfs=}"
+      flags+=("--image-rootfs=${name%%=*}=${root}/${name#*=}") ;;
     --arch=*) flags+=("${flag}") ;;
     *) flags+=("${flag%%=*}=${root}/${flag#*=}") ;;
   esac

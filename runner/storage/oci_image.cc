@@ -95,7 +95,7 @@ std::string BlobPath(const std::string& digest) {
 
 }  // namespace
 
-[[nodiscard]] absl::StatusOr<std::vector<PublishedPort>> ExposedPorts(
+[[nodiscard]] absl::StatusOr<rootfs::oci::ContainerConfig> ImageConfig(
     const std::string& archive) {
   absl::StatusOr<std::map<std::string, std::string>> files =
       ReadMetadata(archive);
@@ -114,8 +114,20 @@ std::string BlobPath(const std::string& digest) {
       Parse<rootfs::oci::ImageConfig>(
           *files, BlobPath(manifest->config().digest()), archive);
   if (!config.ok()) return config.status();
+  return config->config();
+}
+
+[[nodiscard]] absl::StatusOr<std::vector<PublishedPort>> ExposedPorts(
+    const std::string& archive) {
+  absl::StatusOr<rootfs::oci::ContainerConfig> config = ImageConfig(archive);
+  if (!config.ok()) return config.status();
+  return ExposedPorts(*config, archive);
+}
+
+[[nodiscard]] absl::StatusOr<std::vector<PublishedPort>> ExposedPorts(
+    const rootfs::oci::ContainerConfig& config, const std::string& archive) {
   std::vector<PublishedPort> ports;
-  for (const auto& [spec, unused] : config->config().exposed_ports()) {
+  for (const auto& [spec, unused] : config.exposed_ports()) {
     std::vector<std::string> parts = absl::StrSplit(spec, '/');
     PublishedPort port;
     uint32_t number = 0;

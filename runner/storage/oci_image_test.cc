@@ -27,6 +27,28 @@ TEST(OciImageTest, ExposedPortsOfTheBuiltImages) {
   EXPECT_EQ((*ports)[0].guest_port(), 80u);
 }
 
+// What a baked root filesystem of the same image runs with.
+TEST(OciImageTest, ImageConfigOfTheBuiltImages) {
+  absl::StatusOr<rootfs::oci::ContainerConfig> nginx = ImageConfig(g_nginx);
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  EXPECT_THAT(nginx->cmd(),
+              ::testing::ElementsAre("/usr/sbin/nginx", "-g", "daemon off;"));
+  EXPECT_TRUE(nginx->entrypoint().empty());
+  EXPECT_EQ(nginx->stop_signal(), "SIGQUIT");
+  EXPECT_EQ(nginx->exposed_ports().count("80/tcp"), 1u);
+  absl::StatusOr<rootfs::oci::ContainerConfig> busybox =
+      ImageConfig(g_busybox_httpd);
+  ASSERT_TRUE(busybox.ok()) << busybox.status();
+  ASSERT_GE(busybox->cmd_size(), 2);
+  EXPECT_EQ(busybox->cmd(0), "/bin/busybox");
+  EXPECT_EQ(busybox->cmd(1), "httpd");
+  absl::StatusOr<std::vector<PublishedPort>> ports =
+      ExposedPorts(*busybox, g_busybox_httpd);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  ASSERT_EQ(ports->size(), 1u);
+  EXPECT_EQ((*ports)[0].guest_port(), 8080u);
+}
+
 TEST(OciImageTest, NotAnArchiveIsNamed) {
   const std::string path = std::string(getenv("TEST_TMPDIR")) + "/junk.tar";
   ASSERT_TRUE(WriteFileAtomically(path, "not a tar at all").ok());

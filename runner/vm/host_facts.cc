@@ -105,17 +105,44 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
     }
   }
 
-  // The image: one the pipeline built, or an archive file the user named.
-  if (auto local = request.assets.oci.find(flags.image);
-      local != request.assets.oci.end()) {
+  // The image: one the pipeline built (baked as a root filesystem, or as
+  // an OCI archive), or an archive file the user named.
+  const auto local = request.assets.oci.find(flags.image);
+  const auto baked = request.assets.image_rootfs.find(flags.image);
+  if (baked != request.assets.image_rootfs.end()) {
+    if (local == request.assets.oci.end()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--image-rootfs ", flags.image, "=", baked->second,
+          ": its config comes from the image's OCI archive: give --oci ",
+          flags.image, "=ARCHIVE too"));
+    }
+    if (!IsFile(baked->second)) {
+      return absl::NotFoundError(absl::StrCat("no such file: ", baked->second));
+    }
+    facts.image_rootfs = baked->second;
+    ASSIGN_OR_RETURN(facts.image_config, ImageConfig(local->second));
+    if (request.note) {
+      request.note(absl::StrCat("image ", flags.image, ": baked rootfs ",
+                                facts.image_rootfs, " (config from ",
+                                local->second, ")"));
+    }
+  } else if (local != request.assets.oci.end()) {
     facts.image_archive = local->second;
   } else if (const std::string path = request.resolve(flags.image);
              absl::StrContains(flags.image, "/") && IsFile(path)) {
     facts.image_archive = path;
   }
-  if (!facts.image_archive.empty() && flags.ports.empty() &&
-      flags.network != "none") {
-    ASSIGN_OR_RETURN(facts.exposed_ports, ExposedPorts(facts.image_archive));
+  if (!facts.image_archive.empty() && request.note) {
+    request.note(absl::StrCat("image ", flags.image, ": OCI archive ",
+                              facts.image_archive, " (podman load)"));
+  }
+  if (flags.ports.empty() && flags.network != "none") {
+    if (!facts.image_rootfs.empty()) {
+      ASSIGN_OR_RETURN(facts.exposed_ports,
+                       ExposedPorts(facts.image_config, local->second));
+    } else if (!facts.image_archive.empty()) {
+      ASSIGN_OR_RETURN(facts.exposed_ports, ExposedPorts(facts.image_archive));
+    }
     for (const PublishedPort& port : facts.exposed_ports) {
       absl::StatusOr<uint16_t> free = FreeLoopbackPort(
           static_cast<uint16_t>(port.guest_port()), port.protocol() == "udp");

@@ -21,6 +21,9 @@ struct Assets {
   std::string kernel;  // Absolute paths.
   std::string rootfs;
   std::map<std::string, std::string> oci;  // Image name -> OCI archive.
+  // Image name -> its baked root filesystem (ext4), run instead of loading
+  // the archive, whose config it runs with.
+  std::map<std::string, std::string> image_rootfs;
 };
 
 struct FactsRequest {
@@ -29,6 +32,9 @@ struct FactsRequest {
   std::string firecracker;  // The firecracker to use; empty: PATH's.
   // Makes a path on the command line absolute (the caller's directory).
   std::function<std::string(const std::string&)> resolve;
+  // Told which form of a local image the run uses (a line for stderr);
+  // null: nothing said.
+  std::function<void(const std::string&)> note;
 };
 
 // Gathers what `flags` needs: KVM is probed only for a backend the flags

@@ -59,5 +59,39 @@ TEST(HostFactsTest, AMissingKernelIsNamed) {
   EXPECT_EQ(facts.status().message(), "no such file: /nonexistent/vmlinux");
 }
 
+// A baked root filesystem runs with its archive's config: without the
+// archive it is refused before anything else is looked at, and a missing
+// file is named.
+TEST(HostFactsTest, ABakedRootfsNeedsItsArchiveAndAFile) {
+  RunFlags flags;
+  flags.image = "nginx";
+  flags.network = "none";
+  FactsRequest request;
+  request.assets.image_rootfs["nginx"] = "/nonexistent/nginx.ext4";
+  request.state_root = "/nonexistent/state";
+  request.resolve = [](const std::string& p) { return p; };
+  std::vector<std::string> notes;
+  request.note = [&notes](const std::string& line) { notes.push_back(line); };
+  absl::StatusOr<HostFacts> facts = GatherHostFacts(flags, request);
+  EXPECT_EQ(facts.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(facts.status().message(),
+            "--image-rootfs nginx=/nonexistent/nginx.ext4: its config comes "
+            "from the image's OCI archive: give --oci nginx=ARCHIVE too");
+  request.assets.oci["nginx"] = "/nonexistent/nginx.tar";
+  facts = GatherHostFacts(flags, request);
+  EXPECT_EQ(facts.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(facts.status().message(), "no such file: /nonexistent/nginx.ext4");
+  EXPECT_TRUE(notes.empty());
+  // Another image of the same launcher is not affected: it is the archive.
+  flags.image = "other";
+  request.assets.oci["other"] = "/nonexistent/other.tar";
+  facts = GatherHostFacts(flags, request);
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(facts->image_archive, "/nonexistent/other.tar");
+  EXPECT_EQ(facts->image_rootfs, "");
+  EXPECT_THAT(notes, ElementsAre("image other: OCI archive "
+                                 "/nonexistent/other.tar (podman load)"));
+}
+
 }  // namespace
 }  // namespace fcvm::runner

@@ -200,7 +200,9 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
   // Ports: the user's; else a local image's exposed ones, on free ports of
   // 127.0.0.1 (a rootless VM is unreachable otherwise).
   std::vector<PublishedPort> ports = flags.ports;
-  if (ports.empty() && !facts.image_archive.empty() && network != "none") {
+  const bool local_image =
+      !facts.image_archive.empty() || !facts.image_rootfs.empty();
+  if (ports.empty() && local_image && network != "none") {
     for (PublishedPort port : facts.exposed_ports) {
       auto free = facts.free_host_ports.find(port.guest_port());
       if (free == facts.free_host_ports.end() || free->second == 0) {
@@ -233,7 +235,21 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
       absl::StrCat("root=", spec.disks(0).guest_device(), kBootArgs));
 
   agent::Plan& plan = *spec.mutable_plan();
-  if (!facts.image_archive.empty()) {
+  if (!facts.image_rootfs.empty()) {
+    // A baked root filesystem rides along read-only; the agent runs it with
+    // the image's config (Podman has no image to read it from).
+    const int drive = add_disk(facts.image_rootfs, true);
+    const rootfs::oci::ContainerConfig& config = facts.image_config;
+    agent::RootfsImage& baked = *plan.mutable_rootfs();
+    baked.set_device(spec.disks(drive).guest_device());
+    baked.mutable_entrypoint()->CopyFrom(config.entrypoint());
+    baked.mutable_cmd()->CopyFrom(config.cmd());
+    baked.mutable_env()->CopyFrom(config.env());
+    baked.set_user(config.user());
+    baked.set_working_dir(config.working_dir());
+    baked.set_stop_signal(config.stop_signal());
+    plan.set_image(absl::StrCat("rootfs:", baked.device()));
+  } else if (!facts.image_archive.empty()) {
     // A local image rides along as a read-only drive.
     const int archive = add_disk(facts.image_archive, true);
     plan.set_image(

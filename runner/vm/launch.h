@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "rootfs/image/oci.pb.h"
 #include "runner/net/subnet.h"
 #include "runner/state/state.pb.h"
 #include "runner/storage/volume.h"
@@ -46,6 +47,11 @@ struct HostFacts {
   // the user named), with the ports its config exposes and a free host
   // port for each (by guest port); empty archive: pulled in the VM.
   std::string image_archive;
+  // Or the image as a root filesystem the pipeline baked (ext4,
+  // --image-rootfs), run with the config of its OCI archive: then
+  // image_archive is empty (nothing to load).
+  std::string image_rootfs;
+  rootfs::oci::ContainerConfig image_config;
   std::vector<PublishedPort> exposed_ports;
   std::map<uint32_t, uint32_t> free_host_ports;
   // VMMs and KVM. A verdict is only filled where it can matter (a backend

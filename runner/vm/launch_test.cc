@@ -255,6 +255,86 @@ TEST(PlanLaunchTest, ALocalImagesPortsArePublishedOnFreePorts) {
               HasSubstr("no free port on 127.0.0.1"));
 }
 
+// nginx as the pipeline bakes it: the config of its OCI archive.
+HostFacts BakedNginx() {
+  HostFacts facts = Qemu();
+  facts.image_rootfs = "/a/nginx_rootfs.ext4";
+  rootfs::oci::ContainerConfig& config = facts.image_config;
+  config.add_entrypoint("/docker-entrypoint.sh");
+  config.add_cmd("nginx");
+  config.add_cmd("-g");
+  config.add_cmd("daemon off;");
+  config.add_env("PATH=/usr/sbin:/usr/bin");
+  config.set_user("www-data");
+  config.set_working_dir("/var/www");
+  config.set_stop_signal("SIGQUIT");
+  (*config.mutable_exposed_ports())["80/tcp"];
+  PublishedPort exposed;
+  exposed.set_guest_port(80);
+  exposed.set_protocol("tcp");
+  facts.exposed_ports = {exposed};
+  facts.free_host_ports[80] = 40080;
+  return facts;
+}
+
+TEST(PlanLaunchTest, ABakedRootfsIsAReadOnlyDriveWithTheImagesConfig) {
+  HostFacts facts = BakedNginx();
+  facts.volumes["/data/db.img"] = {VolumeKind::kFile, ""};
+  absl::StatusOr<Launch> launch =
+      PlanLaunch(Flags({"--name", "web", "-v", "/data/db.img:/db", "nginx"}),
+                 facts, Seeds());
+  ASSERT_TRUE(launch.ok()) << launch.status();
+  const VmSpec& spec = launch->state.spec();
+  // base, writable disk, the baked rootfs (no archive), the volume.
+  ASSERT_EQ(spec.disks_size(), 4);
+  EXPECT_EQ(spec.disks(2).path(), "/a/nginx_rootfs.ext4");
+  EXPECT_TRUE(spec.disks(2).read_only());
+  EXPECT_EQ(spec.disks(2).guest_device(), "/dev/vdc");
+  EXPECT_EQ(spec.disks(3).path(), "/data/db.img");
+  const agent::Plan& plan = spec.plan();
+  EXPECT_EQ(plan.image(), "rootfs:/dev/vdc");
+  EXPECT_EQ(plan.volumes(0).block_device(), "/dev/vdd");
+  const agent::RootfsImage& baked = plan.rootfs();
+  EXPECT_EQ(baked.device(), "/dev/vdc");
+  EXPECT_THAT(baked.entrypoint(), ElementsAre("/docker-entrypoint.sh"));
+  EXPECT_THAT(baked.cmd(), ElementsAre("nginx", "-g", "daemon off;"));
+  EXPECT_THAT(baked.env(), ElementsAre("PATH=/usr/sbin:/usr/bin"));
+  EXPECT_EQ(baked.user(), "www-data");
+  EXPECT_EQ(baked.working_dir(), "/var/www");
+  EXPECT_EQ(baked.stop_signal(), "SIGQUIT");
+  // The user's flags stay the plan's own (the agent applies them over the
+  // image's config, as Podman would); none were given.
+  EXPECT_TRUE(plan.command().empty());
+  EXPECT_TRUE(plan.args().empty());
+  EXPECT_TRUE(plan.env().empty());
+  EXPECT_EQ(plan.user(), "");
+  EXPECT_EQ(launch->state.image(), "nginx");
+  // The exposed port is published, as with the archive.
+  ASSERT_EQ(launch->state.ports_size(), 1);
+  EXPECT_EQ(launch->state.ports(0).guest_port(), 80u);
+  EXPECT_EQ(launch->state.ports(0).host_port(), 40080u);
+  ASSERT_EQ(plan.ports_size(), 1);
+  EXPECT_EQ(plan.ports(0).guest_port(), 80u);
+}
+
+TEST(PlanLaunchTest, ABakedRootfsKeepsTheUsersOverrides) {
+  absl::StatusOr<Launch> launch =
+      PlanLaunch(Flags({"--entrypoint", "/bin/sh", "-e", "A=1", "-u", "0", "-w",
+                        "/tmp", "-p", "9000:80", "nginx", "-c", "id"}),
+                 BakedNginx(), Seeds());
+  ASSERT_TRUE(launch.ok()) << launch.status();
+  const agent::Plan& plan = launch->state.spec().plan();
+  EXPECT_EQ(plan.image(), "rootfs:/dev/vdc");
+  EXPECT_THAT(plan.command(), ElementsAre("/bin/sh"));
+  EXPECT_THAT(plan.args(), ElementsAre("-c", "id"));
+  EXPECT_EQ(plan.env().at("A"), "1");
+  EXPECT_EQ(plan.user(), "0");
+  EXPECT_EQ(plan.working_dir(), "/tmp");
+  EXPECT_EQ(plan.rootfs().user(), "www-data");
+  ASSERT_EQ(launch->state.ports_size(), 1);
+  EXPECT_EQ(launch->state.ports(0).host_port(), 9000u);
+}
+
 TEST(PlanLaunchTest, TheRunsIdentityComesFromItsSeeds) {
   absl::StatusOr<Launch> launch =
       PlanLaunch(Flags({"-e", "A=1", "--cpus", "2", "x"}), Qemu(), Seeds());

@@ -8,12 +8,23 @@
 # the order the archives were written to their directory in.
 #   rebuild_test.sh <built image> <build_image> <tool flags...>
 # Tool flags are --name=value; values that name files or directories here
-# are made absolute for the second rebuild, and --debs_dir is copied.
+# are made absolute for the second rebuild, and --debs_dir is copied. An
+# ext4 image (a baked container root filesystem) must also be e2fsck-clean.
 set -euo pipefail
 built=$1
 tool=$2
 shift 2
 want=$(sha256sum "$built" | cut -d' ' -f1)
+
+if [[ "$built" == *.ext4 ]]; then
+  # Actions and tests have no /usr/sbin in PATH.
+  fsck=$(PATH="$PATH:/usr/sbin:/sbin" command -v e2fsck)
+  if ! report=$("$fsck" -fn "$built" 2>&1); then
+    echo "e2fsck -fn $built:" >&2
+    echo "$report" >&2
+    exit 1
+  fi
+fi
 
 check() {  # check N OUTPUT
   local got
@@ -58,5 +69,5 @@ done
     "$tool" "${flags[@]}" --output="$elsewhere/rebuild-2" 2>/dev/null
 )
 check 2 "$elsewhere/rebuild-2"
-echo "$built: two rebuilds identical (the second in another time zone, locale," \
+echo "$built: ${fsck:+e2fsck-clean, }two rebuilds identical (the second in another time zone, locale," \
   "umask, working directory and input order), sha256 $want"

@@ -260,17 +260,18 @@ int FcvmTestMain(int argc, char** argv) {
     const std::string arg = argv[i];
     if (!absl::StartsWith(arg, "--targets=")) paths.push_back(arg);
   }
-  if (paths.size() != 6) {
+  if (paths.size() < 6) {
     std::cerr << "usage: " << argv[0]
               << " [--targets=qemu|standin|all] <runner/vm_x86_64> "
                  "<runner/vm_aarch64> <runner/fcvm> <standin firecracker> "
-                 "<firecracker spec> <guest kernel>\n";
+                 "<firecracker spec> <guest kernel> [test's own files...]\n";
     return 2;
   }
   char cwd[4096];
   const std::string here = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
   for (std::string& path : paths) path = here + "/" + path;
   g_programs = {paths[0], paths[1], paths[2], paths[3], paths[4], paths[5]};
+  g_programs.extra.assign(paths.begin() + 6, paths.end());
   return RUN_ALL_TESTS();
 }
 

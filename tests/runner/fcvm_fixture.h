@@ -28,9 +28,11 @@
 namespace fcvm::testing {
 
 // From argv (FcvmTestMain): the launchers, fcvm, the stand-in firecracker,
-// the Firecracker spec it checks requests against, the host's guest kernel.
+// the Firecracker spec it checks requests against, the host's guest kernel;
+// then whatever else a test's BUILD target passes (absolute paths).
 struct Programs {
   std::string vm_x86_64, vm_aarch64, fcvm, standin, spec, kernel;
+  std::vector<std::string> extra;
 };
 extern Programs g_programs;
 
