@@ -40,6 +40,25 @@ std::string Finish(EVP_MD_CTX* ctx) {
 
 }  // namespace
 
+struct Sha256Stream::Impl {
+  Ctx ctx = NewCtx();
+};
+
+Sha256Stream::Sha256Stream() : impl_(std::make_unique<Impl>()) {}
+Sha256Stream::~Sha256Stream() = default;
+Sha256Stream::Sha256Stream(Sha256Stream&&) noexcept = default;
+Sha256Stream& Sha256Stream::operator=(Sha256Stream&&) noexcept = default;
+
+void Sha256Stream::Update(absl::string_view data) {
+  EVP_DigestUpdate(impl_->ctx.get(), data.data(), data.size());
+}
+
+std::string Sha256Stream::Finish() {
+  std::string hex = fcvm::Finish(impl_->ctx.get());
+  impl_->ctx = NewCtx();
+  return hex;
+}
+
 std::string Sha256Hex(absl::string_view data) {
   Ctx ctx = NewCtx();
   EVP_DigestUpdate(ctx.get(), data.data(), data.size());
