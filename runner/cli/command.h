@@ -53,6 +53,11 @@ Command CloneCommand();
 Command CacheCommand();
 Command TemplateCommand();
 Command PreflightCommand();
+Command SetupCommand();
+// `fcvm --version` (cmd_version.cc).
+int PrintVersion(Context& ctx);
+// `fcvm preflight` and `fcvm setup preflight`: the report, its exit code.
+int PrintPreflight(Context& ctx);
 Command ServeCommand();
 Command MemoryServerCommand();
 Command NetnsHolderCommand();

@@ -7,6 +7,9 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "release/version.h"
 #include "runner/cache/startup_cache.h"
 #include "runner/vm/run_flags.h"
 #include "runner/vmm/kvm.h"
@@ -45,6 +48,7 @@ std::string Context::Resolve(const std::string& path) const {
       (*into)[value.substr(0, eq)] = Resolve(value.substr(eq + 1));
     }
   }
+  RETURN_IF_ERROR(FindTheAssets());
   if (firecracker.empty()) {
     if (const char* fc = std::getenv("FCVM_FIRECRACKER"); fc && *fc) {
       firecracker = fc;
@@ -54,6 +58,35 @@ std::string Context::Resolve(const std::string& path) const {
     firecracker = Resolve(firecracker);
   store = StateStore(state_dir.empty() ? StateStore::DefaultRoot()
                                        : Resolve(state_dir));
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status Context::FindTheAssets() {
+  if (!kernel.empty() || !rootfs.empty()) {
+    assets.source = "flags (--kernel, --rootfs)";
+    return absl::OkStatus();
+  }
+  AssetSearch search;
+  search.flag = assets_dir.empty() ? "" : Resolve(assets_dir);
+  if (const char* env = std::getenv("FCVM_ASSETS"); env && *env) {
+    search.env = Resolve(env);
+  }
+  search.self_exe = SelfArgv()[0];
+  search.version = release::kVersion;
+  std::vector<std::string> searched;
+  ASSIGN_OR_RETURN(std::optional<FoundAssets> found,
+                   FindAssets(search, &searched));
+  if (!found.has_value()) {
+    assets.source =
+        absl::StrCat("none (looked in ", absl::StrJoin(searched, ", "), ")");
+    return absl::OkStatus();
+  }
+  if (absl::Status used = UseRelease(*found, &assets); !used.ok()) {
+    if (!search.flag.empty() || !search.env.empty()) return used;
+    assets.source = absl::StrCat("none usable (", used.message(), ")");
+    return absl::OkStatus();
+  }
+  release = std::move(found);
   return absl::OkStatus();
 }
 

@@ -7,11 +7,13 @@
 // (`bazel run` starts us in the runfiles tree; BUILD_WORKING_DIRECTORY is
 // where the user was).
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runner/assets/assets.h"
 #include "runner/state/state_store.h"
 #include "runner/vm/host_facts.h"
 
@@ -21,6 +23,7 @@ struct Context {
   // Global flags as given.
   std::string state_dir;
   std::string kernel, rootfs, arch, firecracker;
+  std::string assets_dir;                 // --assets
   std::vector<std::string> oci;           // NAME=ARCHIVE
   std::vector<std::string> image_rootfs;  // NAME=EXT4
   // --cache_max_bytes: the startup cache's size limit ("8g", bytes).
@@ -28,13 +31,21 @@ struct Context {
 
   // After Finish().
   std::string workdir;
-  Assets assets;
+  Assets assets;  // assets.source says where they came from.
+  // The release the assets came from, when they did (runner/assets).
+  std::optional<FoundAssets> release;
   StateStore store{""};
 
   // Resolves the flags: paths made absolute against the caller's working
-  // directory, --oci and --image-rootfs split, the store's root chosen. Usage
-  // errors name the flag.
+  // directory, --oci and --image-rootfs split, the store's root chosen, the
+  // assets found (--kernel/--rootfs given: those; else a release, see
+  // runner/assets/assets.h). Usage errors name the flag; a release named by
+  // --assets or $FCVM_ASSETS that cannot be used is an error, one found on
+  // the way is skipped with the reason in assets.source.
   [[nodiscard]] absl::Status Finish();
+
+  // The assets part of Finish().
+  [[nodiscard]] absl::Status FindTheAssets();
 
   // `path` absolute: as it is, or relative to the caller's directory.
   std::string Resolve(const std::string& path) const;

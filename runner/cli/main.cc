@@ -24,21 +24,30 @@ namespace {
 
 int Main(int argc, char** argv) {
   const std::vector<Command> commands = {
-      RunCommand(),       LsCommand(),    InspectCommand(),
-      LogsCommand(),      StopCommand(),  RmCommand(),
-      GcCommand(),        PauseCommand(), ResumeCommand(),
-      SnapshotCommand(),  CloneCommand(),   TopCommand(),
-      CacheCommand(),     TemplateCommand(),
-      ExecCommand(),      CpCommand(),
-      PreflightCommand(), ServeCommand(), MemoryServerCommand(),
-      NetnsHolderCommand()};
+      RunCommand(),      LsCommand(),           InspectCommand(),
+      LogsCommand(),     StopCommand(),         RmCommand(),
+      GcCommand(),       PauseCommand(),        ResumeCommand(),
+      SnapshotCommand(), CloneCommand(),        TopCommand(),
+      CacheCommand(),    TemplateCommand(),     ExecCommand(),
+      CpCommand(),       PreflightCommand(),    SetupCommand(),
+      ServeCommand(),    MemoryServerCommand(), NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
                "fcvm");
   Context context;
   app.add_option("--state_dir", context.state_dir,
                  "VM state (default: $FCVM_STATE_DIR, /run/fcvm for root, "
                  "else $XDG_RUNTIME_DIR/fcvm)");
-  app.add_option("--kernel", context.kernel, "the guest kernel");
+  app.add_option("--assets", context.assets_dir,
+                 "a release's share/fcvm (or its top directory): the guest's "
+                 "kernel, base.ext4 and images (default: $FCVM_ASSETS, else "
+                 "../share/fcvm next to this binary, else "
+                 "/var/lib/fcvm/VERSION)");
+  bool version = false;
+  app.add_flag("--version", version,
+               "the version, the source commit and the assets this fcvm "
+               "would use, with their digests");
+  app.add_option("--kernel", context.kernel,
+                 "the guest kernel (with --rootfs: instead of a release's)");
   app.add_option("--rootfs", context.rootfs, "the guest's base.ext4");
   app.add_option("--oci", context.oci,
                  "NAME=ARCHIVE: a locally built OCI archive for image NAME "
@@ -61,7 +70,7 @@ int Main(int argc, char** argv) {
   app.add_option("--firecracker", context.firecracker,
                  "the firecracker binary (default: $FCVM_FIRECRACKER, else "
                  "PATH's)");
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   std::function<int()> chosen;
   for (const Command& command : commands) {
     CLI::App* sub = app.add_subcommand(command.name, command.synopsis);
@@ -83,6 +92,7 @@ int Main(int argc, char** argv) {
   if (absl::Status finished = context.Finish(); !finished.ok()) {
     return Complain(2, finished);
   }
+  if (version) return PrintVersion(context);
   return chosen ? chosen() : Complain(2, "no command (fcvm --help)");
 }
 

@@ -99,6 +99,7 @@ std::vector<std::string> HostNameservers(const std::string& resolv_conf) {
   facts.state_root = request.state_root;
   facts.kernel = request.assets.kernel;
   facts.rootfs = request.assets.rootfs;
+  facts.assets = request.assets.source;
   for (const std::string& asset : {facts.kernel, facts.rootfs}) {
     if (!asset.empty() && !IsFile(asset)) {
       return absl::NotFoundError(absl::StrCat("no such file: ", asset));

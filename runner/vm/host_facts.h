@@ -24,6 +24,9 @@ struct Assets {
   // Image name -> its baked root filesystem (ext4), run instead of loading
   // the archive, whose config it runs with.
   std::map<std::string, std::string> image_rootfs;
+  // Where they came from ("flags", or a release: runner/assets/assets.h),
+  // for inspect.
+  std::string source;
 };
 
 struct FactsRequest {

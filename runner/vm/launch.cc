@@ -162,8 +162,10 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
                                                 const LaunchSeeds& seeds) {
   if (facts.kernel.empty() || facts.rootfs.empty()) {
     return absl::FailedPreconditionError(
-        "no guest kernel or root filesystem: give --kernel and --rootfs, or "
-        "use `bazel run //runner:vm`, which does");
+        "no guest kernel or root filesystem: install a release (fcvm setup "
+        "install TARBALL), give --assets DIR or $FCVM_ASSETS (a release's "
+        "share/fcvm), give --kernel and --rootfs, or use `bazel run "
+        "//runner:vm`, which does");
   }
   if (seeds.id.size() != 16 || seeds.machine_id.size() != 32 ||
       seeds.entropy.size() != 32) {
@@ -193,6 +195,7 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
                            ? facts.firecracker
                            : absl::StrCat("qemu-system-", facts.guest_arch));
   state.set_image(flags.image);
+  state.set_assets(facts.assets);
   state.set_created_unix_ms(seeds.now_unix_ms);
   state.set_log_max_bytes(flags.log_max_bytes);
   state.set_disk(absl::StrCat(dir, "/disk.img"));

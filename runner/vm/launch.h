@@ -43,6 +43,7 @@ struct HostFacts {
   std::string state_root;  // VM directories are <state_root>/vms/<name>.
   // The guest's kernel and base.ext4 for guest_arch.
   std::string kernel, rootfs;
+  std::string assets;  // Where they came from (Assets::source).
   // The image as a local OCI archive (one built by the pipeline, or a file
   // the user named), with the ports its config exposes and a free host
   // port for each (by guest port); empty archive: pulled in the VM.

@@ -33,6 +33,10 @@ PreflightReport RunPreflight(const FactsRequest& request) {
   facts.root = geteuid() == 0;
   facts.state_root = request.state_root;
   facts.state = EnsurePrivateDir(request.state_root);
+  facts.nft = FindProgram("nft").ok();
+  facts.assets = request.assets.source;
+  facts.have_assets =
+      !request.assets.kernel.empty() && !request.assets.rootfs.empty();
   return DescribePreflight(facts);
 }
 
@@ -45,8 +49,17 @@ PreflightReport DescribePreflight(const PreflightFacts& facts) {
   if (!facts.gathered.ok()) {
     line(false, "host", std::string(facts.gathered.message()));
   }
+  auto missing = [&](const char* package) {
+    report.missing_packages.push_back(package);
+    return absl::StrCat("not installed (Debian package ", package, ")");
+  };
+  line(facts.have_assets, "guest assets",
+       facts.assets.empty() ? "none found" : facts.assets);
   const std::string qemu = absl::StrCat("qemu-system-", host.guest_arch);
-  line(host.qemu, qemu, host.qemu ? "installed" : "not installed");
+  line(host.qemu, qemu,
+       host.qemu ? "installed"
+                 : missing(host.guest_arch == "aarch64" ? "qemu-system-arm"
+                                                        : "qemu-system-x86"));
   line(!host.firecracker.empty(), "firecracker",
        host.firecracker.empty() ? "not installed" : host.firecracker);
   line(facts.direct.works, "KVM (direct probe)", facts.direct.why);
@@ -73,8 +86,8 @@ PreflightReport DescribePreflight(const PreflightFacts& facts) {
   line(host.pasta || host.slirp4netns, "pasta / slirp4netns",
        host.pasta         ? "rootless TAP networking through pasta"
        : host.slirp4netns ? "rootless TAP networking through slirp4netns"
-                          : "neither installed (Debian packages passt, "
-                            "slirp4netns)");
+                          : missing("passt"));
+  line(facts.nft, "nft", facts.nft ? "installed" : missing("nftables"));
   line(facts.root, "root",
        facts.root ? "privileged networking possible"
                   : "rootless networking only");

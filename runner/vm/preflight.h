@@ -27,6 +27,9 @@ struct PreflightReport {
   // A VM can run: QEMU is installed, or Firecracker with KVM that runs a
   // guest.
   bool usable = false;
+  // Debian packages that would give what is missing (qemu-system-x86,
+  // passt, nftables), in the order found.
+  std::vector<std::string> missing_packages;
 };
 
 // Gathers the facts (GatherHostFacts, the direct KVM probe, nftables, the
@@ -45,6 +48,11 @@ struct PreflightFacts {
   bool root = false;
   std::string state_root;
   absl::Status state;  // EnsurePrivateDir(state_root).
+  bool nft = false;    // The nft command (Debian's nftables) is installed.
+  // The guest's assets: where they come from (Assets::source), and whether
+  // a kernel and base.ext4 were found.
+  std::string assets;
+  bool have_assets = false;
 };
 
 // The report for `facts`. Pure.

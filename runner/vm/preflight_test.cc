@@ -65,5 +65,24 @@ TEST(PreflightTest, QemuAloneCanAndTheLibraryIsWhatIsChecked) {
   EXPECT_THAT(Text(report), HasSubstr("-- guest kernel: none given"));
 }
 
+TEST(PreflightTest, NamesTheDebianPackagesOfWhatIsMissingAndTheAssets) {
+  PreflightFacts facts = FirecrackerOnly();
+  facts.assets = "/var/lib/fcvm/0.17.0/share/fcvm (installed 0.17.0, ...)";
+  facts.have_assets = true;
+  PreflightReport report = DescribePreflight(facts);
+  EXPECT_EQ(report.missing_packages,
+            (std::vector<std::string>{"qemu-system-arm", "passt", "nftables"}));
+  EXPECT_THAT(Text(report),
+              HasSubstr("ok guest assets: /var/lib/fcvm/0.17.0/share/fcvm"));
+  EXPECT_THAT(Text(report),
+              HasSubstr("-- nft: not installed (Debian package nftables)"));
+  facts.host.qemu = facts.host.pasta = facts.nft = true;
+  facts.have_assets = false;
+  facts.assets.clear();
+  report = DescribePreflight(facts);
+  EXPECT_TRUE(report.missing_packages.empty());
+  EXPECT_THAT(Text(report), HasSubstr("-- guest assets: none found"));
+}
+
 }  // namespace
 }  // namespace fcvm::runner
