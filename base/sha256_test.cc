@@ -34,3 +34,21 @@ TEST(Sha256Test, MissingFile) {
 
 }  // namespace
 }  // namespace fcvm
+
+namespace fcvm {
+namespace {
+
+TEST(Sha256StreamTest, PiecesEqualTheWhole) {
+  const std::string data(100000, 'x');
+  Sha256Stream stream;
+  stream.Update(absl::string_view(data).substr(0, 1));
+  stream.Update(absl::string_view(data).substr(1, 65535));
+  stream.Update(absl::string_view(data).substr(65536));
+  EXPECT_EQ(stream.Finish(), Sha256Hex(data));
+  // Finish starts over.
+  stream.Update("abc");
+  EXPECT_EQ(stream.Finish(), Sha256Hex("abc"));
+}
+
+}  // namespace
+}  // namespace fcvm
