@@ -208,10 +208,7 @@ void FaultLoop::TakeNewVms() {
       }
     }
     if (!failed.empty()) {
-      // Whatever was added goes with the descriptors, closed below.
-      for (const Watch& w : watches) {
-        if (w.fd >= 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, w.fd, nullptr);
-      }
+      Release(*vm);
       if (options_.on_leave) options_.on_leave(*vm, failed);
       continue;
     }
@@ -243,11 +240,20 @@ void FaultLoop::Drop(uint64_t id, const std::string& why) {
     vm = std::move(it->second);
     vms_.erase(it);
   }
-  for (int fd : {vm->uffd.get(), vm->pidfd.get(), vm->connection.get()}) {
-    if (fd >= 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-  }
   waiting_.erase(id);
+  Release(*vm);
   if (options_.on_leave) options_.on_leave(*vm, why);
+}
+
+void FaultLoop::Release(ServedVm& vm) {
+  // Closed before the VM's leaving is reported: once "left" is in the log,
+  // the server holds nothing of it (a caller counting descriptors after
+  // that line sees them gone).
+  for (UniqueFd* fd : {&vm.uffd, &vm.pidfd, &vm.connection}) {
+    if (fd->get() < 0) continue;
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd->get(), nullptr);
+    fd->reset();
+  }
 }
 
 bool FaultLoop::FileChanged() {

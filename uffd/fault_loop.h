@@ -154,6 +154,8 @@ class FaultLoop {
   void ApplyFreeze();
   ServedVm* Find(uint64_t id);
   void Drop(uint64_t id, const std::string& why);
+  // Takes the VM's descriptors out of the epoll and closes them.
+  void Release(ServedVm& vm);
   // Reads the VM's pending messages, then resolves its faults unless it
   // waits for its retry time. Returns an error message if the VM must go.
   std::string ServeEvents(ServedVm& vm);
