@@ -54,6 +54,9 @@ int Install(Context& ctx, const setup::InstallOptions& given) {
     options.signature = ctx.Resolve(options.signature);
   }
   options.host_arch = HostArch();
+  options.users = [&ctx](const std::string& dir) {
+    return Users(ctx.store, dir);
+  };
   options.progress = [](const std::string& line) {
     std::fprintf(stderr, "fcvm: %s\n", line.c_str());
   };

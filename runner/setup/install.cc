@@ -689,6 +689,17 @@ constexpr char kChanged[] = "(the tarball is damaged or was changed)";
     if (S_ISDIR(st.st_mode) && old_sums.ok() && *old_sums == sums_text) {
       installed.already = true;
     } else {
+      if (options.users) {
+        ASSIGN_OR_RETURN(const std::vector<std::string> in_use,
+                         Annotate(options.users(installed.dir),
+                                  "finding what uses the installed build"));
+        if (!in_use.empty()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat(installed.dir, " holds a different build of ",
+                           top.version, " and is in use by ",
+                           absl::StrJoin(in_use, ", "), "; stop them first"));
+        }
+      }
       // One step: PREFIX/VERSION is the old tree or the new one, never
       // missing; the old one lands in staging and goes with it.
       if (::renameat2(staging.fd(), top.name.c_str(), prefix_fd.get(),
@@ -714,10 +725,9 @@ constexpr char kChanged[] = "(the tarball is damaged or was changed)";
   return installed;
 }
 
-[[nodiscard]] absl::Status Remove(
-    const std::string& prefix, const std::string& version, bool force,
-    const std::function<absl::StatusOr<std::vector<std::string>>(
-        const std::string& dir)>& users) {
+[[nodiscard]] absl::Status Remove(const std::string& prefix,
+                                  const std::string& version, bool force,
+                                  const UsersOf& users) {
   if (!IsVersionName(version)) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", version, "' is not a version"));
@@ -863,10 +873,9 @@ uint64_t TreeBytes(const std::string& dir) {
   return versions;
 }
 
-[[nodiscard]] absl::Status RemoveInstalled(
-    const std::string& prefix, const std::string& version, bool force,
-    const std::function<absl::StatusOr<std::vector<std::string>>(
-        const std::string& dir)>& users) {
+[[nodiscard]] absl::Status RemoveInstalled(const std::string& prefix,
+                                           const std::string& version,
+                                           bool force, const UsersOf& users) {
   return Annotate(Remove(prefix, version, force, users),
                   absl::StrCat("removing ", version, " from ", prefix));
 }

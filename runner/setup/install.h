@@ -25,6 +25,11 @@ namespace fcvm::runner::setup {
 
 inline constexpr char kDefaultPrefix[] = "/var/lib/fcvm";
 
+// What uses an installed version's directory (the CLI: the live VMs whose
+// kernel or disks are under it), by name.
+using UsersOf = std::function<absl::StatusOr<std::vector<std::string>>(
+    const std::string& dir)>;
+
 struct InstallOptions {
   std::string tarball;
   std::string prefix = kDefaultPrefix;
@@ -37,6 +42,10 @@ struct InstallOptions {
   std::string signature;
   // Optional progress lines.
   std::function<void(const std::string&)> progress;
+  // Replacing a different build of an installed version is refused while
+  // anything uses it (its VMs would find other bytes under the same paths).
+  // Null: nothing is asked.
+  UsersOf users;
 };
 
 struct Installed {
@@ -49,7 +58,8 @@ struct Installed {
 
 // Checks the release tarball (its layout, SHA256SUMS, MANIFEST.json and, with
 // a public key, the signature of SHA256SUMS), unpacks it into PREFIX/VERSION
-// (replacing a different build of the same version in one step) and points
+// (replacing a different build of the same version in one step, unless
+// options.users names something using it) and points
 // PREFIX/current at it. On any error, or if killed, the installed versions
 // and `current` are as they were.
 [[nodiscard]] absl::StatusOr<Installed> Install(const InstallOptions& options);
@@ -73,10 +83,9 @@ struct InstalledVersion {
 // the running VMs whose kernel/disks are under it): non-empty -> refused,
 // naming them. Removing the version `current` points at is refused unless
 // `force` (then `current` is removed too).
-[[nodiscard]] absl::Status RemoveInstalled(
-    const std::string& prefix, const std::string& version, bool force,
-    const std::function<absl::StatusOr<std::vector<std::string>>(
-        const std::string& dir)>& users);
+[[nodiscard]] absl::Status RemoveInstalled(const std::string& prefix,
+                                           const std::string& version,
+                                           bool force, const UsersOf& users);
 
 }  // namespace fcvm::runner::setup
 

@@ -351,6 +351,46 @@ TEST(InstallTest, ADifferentBuildOfTheSameVersionReplacesIt) {
             (std::set<std::string>{".lock", "1.0.0", "current"}));
 }
 
+TEST(InstallTest, ADifferentBuildInUseIsNotReplaced) {
+  const std::string dir = TestDir();
+  const std::string prefix = dir + "/prefix";
+  const std::string first = MakeRelease(dir, "1.0.0", kHost, "aaaa", "first");
+  const std::string second = MakeRelease(dir, "1.0.0", kHost, "bbbb", "second");
+  ASSERT_TRUE(Install(Options(first, prefix)).ok());
+  std::vector<std::string> asked;
+  InstallOptions options = Options(second, prefix);
+  options.users =
+      [&](const std::string& dir) -> absl::StatusOr<std::vector<std::string>> {
+    asked.push_back(dir);
+    return std::vector<std::string>{"web"};
+  };
+  absl::StatusOr<Installed> refused = Install(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr(absl::StrCat(prefix,
+                                     "/1.0.0 holds a different build of "
+                                     "1.0.0 and is in use by web; stop them "
+                                     "first")));
+  EXPECT_THAT(asked, ElementsAre(prefix + "/1.0.0"));
+  // Nothing changed, nothing left behind.
+  EXPECT_EQ(Read(prefix + "/1.0.0/bin/fcvm"),
+            "#!/bin/sh\necho fcvm 1.0.0 aaaa\n");
+  EXPECT_EQ(Names(prefix),
+            (std::set<std::string>{".lock", "1.0.0", "current"}));
+  // The same build again is no replacement: nobody is asked.
+  asked.clear();
+  options = Options(first, prefix);
+  options.users = [&](const std::string& dir) {
+    asked.push_back(dir);
+    return absl::StatusOr<std::vector<std::string>>(
+        std::vector<std::string>{"web"});
+  };
+  absl::StatusOr<Installed> again = Install(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->already);
+  EXPECT_THAT(asked, ElementsAre());
+}
+
 TEST(InstallTest, ZstdTarballsInstallToo) {
   const std::string dir = TestDir();
   std::vector<Entry> entries = ReadEntries(MakeRelease(dir, "1.0.0"));
