@@ -127,6 +127,31 @@ class ReleaseTest : public FcvmTest {
     return Exec({"/bin/bash", "-c", script}, absl::Minutes(5));
   }
 
+  // Copies the tarball `src` to `dst` (gzip), each member through `edit`:
+  // Python lines (indented four spaces) that may change `m` (the member)
+  // and `data` (its bytes, None for a directory), with `args` as
+  // `args[0]`... Python's tarfile, not ours: a tarball as someone else
+  // would write it.
+  Result RewriteTarball(const std::string& src, const std::string& dst,
+                        const std::vector<std::string>& args,
+                        const std::string& edit) {
+    std::string quoted;
+    for (const std::string& arg : args) {
+      absl::StrAppend(&quoted, " '", arg, "'");
+    }
+    return Shell(absl::StrCat(
+        "set -e; python3 - '", src, "' '", dst, "'", quoted, " <<'EOF'\n",
+        "import io, json, sys, tarfile\n"
+        "src, dst, args = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+        "s = tarfile.open(src); d = tarfile.open(dst, 'w:gz')\n"
+        "for m in s.getmembers():\n"
+        "    data = s.extractfile(m).read() if m.isfile() else None\n",
+        edit,
+        "    d.addfile(m, io.BytesIO(data) if data is not None else None)\n"
+        "d.close()\n"
+        "EOF\n"));
+  }
+
   std::string tmp_, path_;
 };
 
@@ -222,18 +247,10 @@ TEST_F(ReleaseTest, InstalledBySetupRunsAndRefusesWhatItMust) {
 
   // A tampered tarball of the same version: refused, nothing changed.
   const std::string tampered = tmp_ + "/" + Basename(t.host);
-  Result edit = Shell(absl::StrCat(
-      "set -e; python3 - '", t.host, "' '", tampered, "' <<'EOF'\n",
-      "import io, sys, tarfile\n"
-      "src = tarfile.open(sys.argv[1]); dst = tarfile.open(sys.argv[2], "
-      "'w:gz')\n"
-      "for m in src.getmembers():\n"
-      "    data = src.extractfile(m).read() if m.isfile() else None\n"
+  Result edit = RewriteTarball(
+      t.host, tampered, {},
       "    if m.name.endswith('/share/fcvm/kernel.config'):\n"
-      "        data = data + b'CONFIG_EVIL=y\\n'; m.size = len(data)\n"
-      "    dst.addfile(m, io.BytesIO(data) if data is not None else None)\n"
-      "dst.close()\n"
-      "EOF\n"));
+      "        data = data + b'CONFIG_EVIL=y\\n'; m.size = len(data)\n");
   ASSERT_EQ(edit.code, 0) << edit.err;
   Result bad = Fcvm({"setup", "install", tampered, "--prefix", prefix},
                     absl::Minutes(5));
@@ -252,22 +269,13 @@ TEST_F(ReleaseTest, InstalledBySetupRunsAndRefusesWhatItMust) {
       absl::StrReplaceAll(host_top, {{runner::HostArch(), OtherArch()}});
   const std::string other_tarball =
       absl::StrCat(tmp_, "/", other_top, ".tar.gz");
-  Result rename = Shell(absl::StrCat(
-      "set -e; python3 - '", t.host, "' '", other_tarball, "' '", host_top,
-      "' '", other_top, "' '", runner::HostArch(), "' '", OtherArch(),
-      "' <<'EOF'\n",
-      "import io, json, sys, tarfile\n"
-      "src, out, old, new, host, other = sys.argv[1:]\n"
-      "s = tarfile.open(src); d = tarfile.open(out, 'w:gz')\n"
-      "for m in s.getmembers():\n"
-      "    data = s.extractfile(m).read() if m.isfile() else None\n"
+  Result rename = RewriteTarball(
+      t.host, other_tarball, {host_top, other_top, OtherArch()},
+      "    old, new, other = args\n"
       "    if m.name.endswith('/MANIFEST.json'):\n"
       "        j = json.loads(data); j['arch'] = other; j['name'] = new\n"
       "        data = json.dumps(j).encode(); m.size = len(data)\n"
-      "    m.name = new + m.name[len(old):]\n"
-      "    d.addfile(m, io.BytesIO(data) if data is not None else None)\n"
-      "d.close()\n"
-      "EOF\n"));
+      "    m.name = new + m.name[len(old):]\n");
   ASSERT_EQ(rename.code, 0) << rename.err;
   Result other = Fcvm({"setup", "install", other_tarball, "--prefix", prefix},
                       absl::Minutes(5));
