@@ -209,6 +209,16 @@ for n in 1 2; do
   printf '%-5s %7s %9s %8s %11s %5s %7s %8s %4s %8s %11s\n' "${n}" ${!row}
 done
 
+# Release tarballs among the outputs (//release:tarball*): their sha256 in
+# each build. Build 1 started from an empty cache, so its tarball is a cold
+# build's, to compare with tools/repro_check.sh's or another host's.
+for n in 1 2; do
+  find "${tmp}/ob${n}/execroot" -path '*/bin/release/fcvm-*.tar.gz' -type f 2>/dev/null |
+    sort | while read -r f; do
+      echo "build ${n}: $(sha256sum "${f}" | cut -d' ' -f1)  $(basename "${f}")"
+    done
+done
+
 # Which actions build 2 ran itself although build 1 stored their result,
 # matched by output path (the same in both output bases). "internal"
 # processes are not spawns and are not in the logs; actions that may not be
