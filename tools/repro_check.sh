@@ -2,9 +2,9 @@
 # Proves a release tarball reproducible: two clean clones of one commit, in
 # different directories, two Bazel output bases, no disk, repository or
 # remote cache shared between them, each builds the tarballs, and their
-# sha256s must be equal. Two cold builds (the x86_64 tarball alone: 12 min
-# cold on a 2-core machine; both CPUs': expect about 2 x 25 min), so CI
-# does not run it; run it before tagging a release.
+# sha256s must be equal. Two cold builds of both CPUs' tarballs (57 min in
+# all on a 2-core x86_64 machine, 2026-12-03), so CI does not run it; run
+# it before tagging a release.
 #
 #   tools/repro_check.sh [COMMIT] [TARGETS...]
 #     COMMIT   default HEAD of this checkout
