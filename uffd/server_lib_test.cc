@@ -211,8 +211,16 @@ TEST_F(ServerLibTest, ADeadLoopIsGivenNoVmAndAllDeadFailsLoudly) {
   EXPECT_THAT(ran.message(),
               HasSubstr("memory server: every fault loop has died, no VM can "
                         "be served (fault loop "));
-  EXPECT_EQ(WaitForLines("left (its fault loop failed: fault loop ", 4).size(),
-            4u)
+  // The server has stopped, so its log is complete. The fourth VM is given
+  // to the loop only if the handover wins the race with the loop's death
+  // (which any wake-up may bring): three or four VMs were given, and every
+  // one given is logged as having left.
+  const size_t given_in_all = WaitForLines("region(s)", 3).size();
+  EXPECT_THAT(given_in_all, ::testing::AnyOf(3u, 4u)) << Log();
+  EXPECT_EQ(
+      WaitForLines("left (its fault loop failed: fault loop ", given_in_all)
+          .size(),
+      given_in_all)
       << Log();
   EXPECT_EQ(WaitForLines(" died (", 2).size(), 2u);
   EXPECT_EQ(server_->vm_count(), 0u);
