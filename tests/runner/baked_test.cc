@@ -14,8 +14,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runner/vmm/kvm.h"
@@ -34,21 +32,6 @@ constexpr char kSaysWhoItIs[] =
 
 class BakedTest : public FcvmTest {
  protected:
-  // `fcvm logs NAME` once it holds `want`, or as it stands after 30 s. A
-  // server logs a request after answering it, and the line still travels
-  // from the container through Podman and the agent to the host's log:
-  // reading the log once, right after the page came, races with that.
-  std::string LogsOnceTheyHold(const std::string& name,
-                               const std::string& want) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    std::string logs = Fcvm({"logs", name}).out;
-    while (logs.find(want) == std::string::npos && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(250));
-      logs = Fcvm({"logs", name}).out;
-    }
-    return logs;
-  }
-
   // The host port `fcvm run` said guest port `guest` is at; 0 if none.
   static uint32_t PublishedAt(const std::string& err, uint32_t guest) {
     const std::string marker =

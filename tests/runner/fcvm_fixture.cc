@@ -161,6 +161,17 @@ FcvmTest::Result FcvmTest::Fcvm(std::vector<std::string> args,
   return Exec(std::move(args), timeout);
 }
 
+std::string FcvmTest::LogsOnceTheyHold(const std::string& name,
+                                       const std::string& want) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  std::string logs = Fcvm({"logs", name}).out;
+  while (!absl::StrContains(logs, want) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(250));
+    logs = Fcvm({"logs", name}).out;
+  }
+  return logs;
+}
+
 google::protobuf::Struct FcvmTest::Inspect(const std::string& name) {
   Result r = Fcvm({"inspect", name});
   google::protobuf::ListValue list;

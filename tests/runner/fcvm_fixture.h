@@ -75,6 +75,12 @@ class FcvmTest : public ::testing::TestWithParam<Target> {
                        absl::Duration timeout);
   Result Fcvm(std::vector<std::string> args,
               absl::Duration timeout = absl::Minutes(2));
+  // `fcvm logs NAME` once it holds `want`, or as it stands after 30 s. A
+  // server logs a request after answering it, and the line still travels
+  // from the container through Podman and the agent to the host's log:
+  // reading the log once, right after the page came, races with that.
+  std::string LogsOnceTheyHold(const std::string& name,
+                               const std::string& want);
   // `fcvm run` for this test's target (launcher, --backend): argv to run.
   std::vector<std::string> Run(std::vector<std::string> args) const;
   // The VM's state as `fcvm inspect` prints it (empty if none).
