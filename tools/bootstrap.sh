@@ -59,6 +59,33 @@ pinned_version() {
   done
 }
 
+# The published E2B SDK that the API tests drive `fcvm api` with (tests/api/
+# sdk: package.json pins the version, package-lock.json every package's
+# sha512). Installed with `npm ci` while the network is there; Bazel tests
+# never fetch. Needs Node.js 18 or newer and npm (not Debian packages here:
+# Debian 12's nodejs is older than the SDK supports on some machines).
+sdk_dir="${repo_root}/tests/api/sdk"
+install_e2b_sdk() {
+  command -v npm >/dev/null && command -v node >/dev/null \
+    || die "Node.js and npm are needed for the E2B SDK tests (tests/api/sdk); install Node.js 18+"
+  if [[ ${check_only} -eq 1 ]]; then
+    [[ -f "${sdk_dir}/node_modules/e2b/package.json" ]] \
+      || die "the E2B SDK is not installed in ${sdk_dir} (run tools/bootstrap.sh)"
+    return 0
+  fi
+  local try
+  for try in 1 2 3; do
+    if (cd "${sdk_dir}" && npm ci --ignore-scripts --no-audit --no-fund \
+          --omit-lockfile-registry-resolved --loglevel=error >/dev/null); then
+      log "E2B SDK $(node -p "require('${sdk_dir}/node_modules/e2b/package.json').version") installed in tests/api/sdk"
+      return 0
+    fi
+    log "npm ci failed (attempt ${try} of 3)"
+    sleep 5
+  done
+  die "could not install the E2B SDK (npm ci in ${sdk_dir})"
+}
+
 report_and_exit() {
   local name installed bad=0
   while read -r name installed; do
@@ -72,10 +99,12 @@ report_and_exit() {
   done < <(differing)
   if [[ ${bad} -eq 0 ]]; then
     log "all ${#pins[@]} pinned packages are installed at their pinned versions"
+    install_e2b_sdk
     exit 0
   fi
   if [[ "${FCVM_ALLOW_VERSION_DRIFT:-0}" == 1 ]]; then
     log "continuing despite the differences above (FCVM_ALLOW_VERSION_DRIFT=1)"
+    install_e2b_sdk
     exit 0
   fi
   exit 1
