@@ -72,18 +72,6 @@ class BakedTest : public FcvmTest {
 };
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BakedTest);
 
-std::vector<Target> HostQemu() {
-  std::vector<Target> host;
-  for (const Target& t : Targets()) {
-    if (t.backend == "qemu" && t.arch == runner::HostArch()) host.push_back(t);
-  }
-  return host;
-}
-
-std::string TargetName(const ::testing::TestParamInfo<Target>& info) {
-  return info.param.Name();
-}
-
 TEST_P(BakedTest, TheImagesConfigReachesTheContainerAsFromItsArchive) {
   for (const bool baked : {true, false}) {
     SCOPED_TRACE(baked ? "baked rootfs" : "OCI archive");
@@ -170,7 +158,7 @@ TEST_P(BakedTest, NginxAndBusyboxHttpdFromTheLauncherServeTheirPages) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Host, BakedTest, ::testing::ValuesIn(HostQemu()),
+INSTANTIATE_TEST_SUITE_P(Host, BakedTest, ::testing::ValuesIn(HostQemuTargets()),
                          TargetName);
 
 }  // namespace

@@ -56,6 +56,18 @@ std::vector<Target> Targets() {
 
 uint16_t FreePort() { return FreeLoopbackPort().value_or(0); }
 
+std::vector<Target> HostQemuTargets() {
+  std::vector<Target> host;
+  for (const Target& t : Targets()) {
+    if (t.backend == "qemu" && t.arch == runner::HostArch()) host.push_back(t);
+  }
+  return host;
+}
+
+std::string TargetName(const ::testing::TestParamInfo<Target>& info) {
+  return info.param.Name();
+}
+
 std::string HostVm() {
   return runner::HostArch() == "aarch64" ? g_programs.vm_aarch64
                                          : g_programs.vm_x86_64;

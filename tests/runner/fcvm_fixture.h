@@ -54,6 +54,13 @@ std::vector<Target> Targets();
 
 uint16_t FreePort();
 
+// Targets() that are QEMU for the host's CPU (tests that need no foreign
+// guest and no stand-in).
+std::vector<Target> HostQemuTargets();
+
+// A case's name from its target ("qemu_x86_64"), for INSTANTIATE_TEST_SUITE_P.
+std::string TargetName(const ::testing::TestParamInfo<Target>& info);
+
 // The launcher for the host's CPU (tests that are not over targets).
 std::string HostVm();
 

@@ -38,10 +38,6 @@ using ::testing::Not;
 
 using RunTest = FcvmTest;
 
-std::string TargetName(const ::testing::TestParamInfo<Target>& info) {
-  return info.param.Name();
-}
-
 TEST_P(RunTest, DetachedRunServesListsPausesStopsAndRemoves) {
   const uint16_t port = FreePort();
   const absl::Time start = absl::Now();

@@ -40,10 +40,6 @@ using ::testing::IsEmpty;
 
 using SnapshotTest = FcvmTest;
 
-std::string TargetName(const ::testing::TestParamInfo<Target>& info) {
-  return info.param.Name();
-}
-
 const google::protobuf::Struct& Sub(const google::protobuf::Struct& s,
                                     const std::string& key) {
   static const google::protobuf::Struct empty;
