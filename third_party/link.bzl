@@ -4,7 +4,7 @@ Builds link abseil and protobuf dynamically (fast links, shared by every
 test). A release's bin/fcvm (//release) sets //third_party:static_cxx_libs
 through its configuration transition: those two are then linked from their
 .a archives into the binary, so it runs on a stock Debian 12 with only
-libcurl4, libarchive13 and libnftables1 (which `fcvm setup preflight`
+libcurl4, libarchive13, libmicrohttpd12 and libnftables1 (which `fcvm setup preflight`
 checks) beside glibc and libstdc++.
 """
 

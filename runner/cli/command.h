@@ -32,6 +32,7 @@ int Complain(int code, const absl::Status& status);
 int Complain(int code, const std::string& message);
 
 Command RunCommand();
+Command ApiCommand();
 Command LsCommand();
 Command InspectCommand();
 Command LogsCommand();

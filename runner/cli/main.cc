@@ -30,7 +30,8 @@ int Main(int argc, char** argv) {
       SnapshotCommand(), CloneCommand(),        TopCommand(),
       CacheCommand(),    TemplateCommand(),     ExecCommand(),
       CpCommand(),       PreflightCommand(),    SetupCommand(),
-      ServeCommand(),    MemoryServerCommand(), NetnsHolderCommand()};
+      ServeCommand(),    MemoryServerCommand(), ApiCommand(),
+      NetnsHolderCommand()};
   CLI::App app("fcvm: run Podman containers in microVMs (runner/README.md)",
                "fcvm");
   Context context;
