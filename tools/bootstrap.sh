@@ -73,6 +73,14 @@ install_e2b_sdk() {
       || die "the E2B SDK is not installed in ${sdk_dir} (run tools/bootstrap.sh)"
     return 0
   fi
+  # Already there and whole (npm ls checks the tree against the lockfile):
+  # nothing to do, and nothing to delete (an earlier run under sudo may own
+  # it).
+  if [[ -f "${sdk_dir}/node_modules/e2b/package.json" ]] &&
+     (cd "${sdk_dir}" && npm ls --all --offline >/dev/null 2>&1); then
+    log "E2B SDK $(node -p "require('${sdk_dir}/node_modules/e2b/package.json').version") already installed in tests/api/sdk"
+    return 0
+  fi
   local try
   for try in 1 2 3; do
     if (cd "${sdk_dir}" && npm ci --ignore-scripts --no-audit --no-fund \
