@@ -61,6 +61,20 @@ TEST(PlanLaunchTest, AFirecrackerOnlyHostRunsFirecrackerOnATap) {
   EXPECT_THAT(s.backend_reason(), HasSubstr("firecracker is installed"));
 }
 
+TEST(PlanLaunchTest, LabelsTimeoutAndRmAreKeptInTheState) {
+  absl::StatusOr<Launch> launch =
+      PlanLaunch(Flags({"--label", "k=v", "--timeout", "5", "--rm", "nginx"}),
+                 FirecrackerOnly(), Seeds());
+  ASSERT_TRUE(launch.ok()) << launch.status();
+  const VmState& s = launch->state;
+  EXPECT_EQ(s.labels().at("k"), "v");
+  EXPECT_EQ(s.expires_unix_ms(), Seeds().now_unix_ms + 5000);
+  EXPECT_TRUE(s.remove_on_exit());
+  launch = PlanLaunch(Flags({"nginx"}), FirecrackerOnly(), Seeds());
+  EXPECT_EQ(launch->state.expires_unix_ms(), 0);
+  EXPECT_FALSE(launch->state.remove_on_exit());
+}
+
 TEST(PlanLaunchTest, AutoFallsBackToQemuAndSaysWhy) {
   HostFacts facts = FirecrackerOnly();
   facts.qemu = true;

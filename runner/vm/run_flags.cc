@@ -191,6 +191,14 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   app.add_option("--template", v->template_name,
                  "start from template NAME's snapshot (fcvm template build); "
                  "no IMAGE then");
+  repeated("-l,--label", &v->label,
+           "KEY=VALUE kept with the VM (repeatable; inspect shows them)");
+  app.add_option("--timeout", v->timeout,
+                 "stop the VM this many seconds after it starts (0: never)");
+  app.add_flag("--rm", v->rm, "remove the VM once it has ended");
+  // For `fcvm api` (runner/api/sandboxes.h), not for users.
+  app.add_option("--api-template", v->api_template)->group("");
+  app.add_option("--api-token-sha256", v->api_token_sha256)->group("");
   app.prefix_command();
 }
 
@@ -244,6 +252,26 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
 
   flags.no_cache = v.no_cache;
   flags.template_name = v.template_name;
+  for (const std::string& l : v.label) {
+    const std::string label = DropEquals(l);
+    const size_t eq = label.find('=');
+    if (label.empty() || eq == 0)
+      return Bad("--label", l, "expected KEY=VALUE");
+    // Podman's "--label KEY": an empty value.
+    flags.labels[label.substr(0, eq)] =
+        eq == std::string::npos ? "" : label.substr(eq + 1);
+  }
+  flags.timeout_seconds = v.timeout;
+  flags.remove_on_exit = v.rm;
+  flags.api_template = v.api_template;
+  if (!v.api_token_sha256.empty() &&
+      (v.api_token_sha256.size() != 64 ||
+       v.api_token_sha256.find_first_not_of("0123456789abcdef") !=
+           std::string::npos)) {
+    return Bad("--api-token-sha256", v.api_token_sha256,
+               "expected 64 lowercase hex digits");
+  }
+  flags.api_token_sha256 = v.api_token_sha256;
   size_t i = 0;
   if (i < remaining.size() && remaining[i] == "--")
     ++i;

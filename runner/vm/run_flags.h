@@ -50,6 +50,19 @@ struct RunFlags {
   // --template NAME: start from the snapshot `fcvm template build` made
   // (no IMAGE then: the template's).
   std::string template_name;
+  // --label KEY=VALUE (Podman's): kept in the VM's state, shown by
+  // inspect; `fcvm api` serves them as a sandbox's metadata.
+  std::map<std::string, std::string> labels;
+  // --timeout SECONDS (Podman's): the VM's supervisor stops it this long
+  // after the start (0: never); `fcvm api` moves the end (E2B's
+  // setTimeout) over the control socket.
+  uint32_t timeout_seconds = 0;
+  // --rm (Podman's): the VM's directory is removed once it has ended.
+  bool remove_on_exit = false;
+  // Hidden, for `fcvm api`'s create: the E2B template the sandbox was asked
+  // for, and the SHA-256 (hex) of its access token.
+  std::string api_template;
+  std::string api_token_sha256;
 };
 
 // The values as CLI11 collects them, before checking.
@@ -62,6 +75,10 @@ struct RunFlagValues {
   bool detach = false;
   bool no_cache = false;
   std::string template_name;
+  std::vector<std::string> label;
+  uint32_t timeout = 0;
+  bool rm = false;
+  std::string api_template, api_token_sha256;
 };
 
 // Declares run's flags on `app` (a prefix command: parsing stops at IMAGE,

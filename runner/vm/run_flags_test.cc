@@ -141,6 +141,27 @@ TEST(RunFlagsTest, MemoryUnitsAsPodmanHasThem) {
               HasSubstr("like 512m"));
 }
 
+TEST(RunFlagsTest, LabelsTimeoutAndRm) {
+  absl::StatusOr<RunFlags> flags =
+      Parse({"--label", "team=infra", "-l", "empty", "--label=a=b=c",
+             "--timeout", "30", "--rm", "img"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_THAT(flags->labels, ElementsAre(Pair("a", "b=c"), Pair("empty", ""),
+                                         Pair("team", "infra")));
+  EXPECT_EQ(flags->timeout_seconds, 30u);
+  EXPECT_TRUE(flags->remove_on_exit);
+  absl::StatusOr<RunFlags> plain = Parse({"img"});
+  EXPECT_EQ(plain->timeout_seconds, 0u);
+  EXPECT_FALSE(plain->remove_on_exit);
+  // "-l=k=v" is pflag's "-l k=v"; a key must not be empty.
+  EXPECT_THAT(Parse({"-l", "==v", "img"}).status().message(),
+              HasSubstr("--label '==v': expected KEY=VALUE"));
+  EXPECT_THAT(Parse({"--timeout", "soon", "img"}).status().message(),
+              HasSubstr("--timeout"));
+  EXPECT_THAT(Parse({"--api-token-sha256", "XYZ", "img"}).status().message(),
+              HasSubstr("64 lowercase hex digits"));
+}
+
 TEST(RunFlagsTest, ErrorsNameTheFlagAndValue) {
   EXPECT_THAT(Parse({"--frobnicate", "nginx"}).status().message(),
               HasSubstr("unknown flag '--frobnicate' (fcvm run --help"));

@@ -45,6 +45,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kDrainTime = std::chrono::seconds(2);
 constexpr size_t kMaxControlClients = 8;
 
+int64_t WallNowMs() { return absl::ToUnixMillis(absl::Now()); }
+
 struct ControlClient {
   UniqueFd fd;
   std::string buffer;
@@ -252,6 +254,18 @@ ControlReply Supervisor::Control(const ControlRequest& request) {
     return refuse("its VMM is not running");
   }
   if (stopping_) return refuse("it is stopping");
+  if (request.has_set_timeout()) {
+    const int64_t expires = request.set_timeout().expires_unix_ms();
+    if (expires < 0) return refuse("a negative expiry time");
+    Record([expires](VmState& s) { s.set_expires_unix_ms(expires); });
+    Progress(expires == 0 ? std::string("timeout cleared")
+                          : absl::StrCat("timeout moved to ",
+                                         absl::FormatTime(
+                                             absl::FromUnixMillis(expires))));
+    reply.set_ok(true);
+    reply.set_phase(VmState::Phase_Name(state_.phase()));
+    return reply;
+  }
   if (!vmm_.Capabilities().pause) {
     return refuse(absl::StrCat(vmm_.Describe(), " cannot pause a VM"));
   }
@@ -437,6 +451,12 @@ int Supervisor::Finish(const std::string& last_words) {
     Failed(absl::StrCat("ended before it was ready: exit code ", code));
   }
   Failed(error_);
+  if (state_.remove_on_exit()) {
+    // --rm: nothing of the VM stays (the lease file goes with the rest).
+    if (absl::Status removed = store_.Remove(name(), lease_); !removed.ok()) {
+      Progress(absl::StrCat("--rm: ", removed.message()));
+    }
+  }
   return code;
 }
 
@@ -596,6 +616,14 @@ int Supervisor::Run() {
     if (drain_deadline.has_value() && (!wake || *drain_deadline < *wake)) {
       wake = drain_deadline;
     }
+    // --timeout: a wall-clock time (it must hold across an API server's
+    // restart, and a SetTimeout moves it), turned into a wake-up each round.
+    if (state_.expires_unix_ms() > 0 && !stopping_) {
+      const auto expiry =
+          Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
+                             0, state_.expires_unix_ms() - WallNowMs()));
+      if (!wake || expiry < *wake) wake = expiry;
+    }
     const int timeout_ms =
         wake.has_value()
             ? static_cast<int>(std::max<int64_t>(
@@ -613,6 +641,10 @@ int Supervisor::Run() {
     const auto now = Clock::now();
     if (drain_deadline.has_value() && now >= *drain_deadline) {
       break;  // The VMM is gone; whoever holds its pipes can keep them.
+    }
+    if (state_.expires_unix_ms() > 0 && !stopping_ &&
+        WallNowMs() >= state_.expires_unix_ms()) {
+      RequestStop("its timeout expired");
     }
     if (stop_deadline_.has_value() && now >= *stop_deadline_) {
       Progress("the guest did not power off in time: ending the VM");

@@ -309,6 +309,51 @@ TEST_F(SupervisorTest, PauseAndResumeGoThroughTheOwner) {
   EXPECT_EQ(WaitCode(child), 3);
 }
 
+// --timeout: the supervisor stops the VM at its expiry on its own (no
+// client needed), and a SetTimeout moves the expiry first.
+TEST_F(SupervisorTest, TheTimeoutStopsTheVmAndSetTimeoutMovesIt) {
+  VmState state;
+  state.set_expires_unix_ms(absl::ToUnixMillis(absl::Now()) + 60'000);
+  std::string said;
+  const pid_t child = Start(kAgent, &said, false, state);
+  ASSERT_EQ(said, "ready");
+  const std::string dir = store_->VmDir("vm");
+  ControlRequest negative;
+  negative.mutable_set_timeout()->set_expires_unix_ms(-1);
+  absl::StatusOr<ControlReply> refused = SendControl(dir, negative);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_FALSE(refused->ok());
+  EXPECT_THAT(refused->error(), HasSubstr("negative"));
+  ControlRequest sooner;
+  const int64_t expires = absl::ToUnixMillis(absl::Now()) + 500;
+  sooner.mutable_set_timeout()->set_expires_unix_ms(expires);
+  absl::StatusOr<ControlReply> moved = SendControl(dir, sooner);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_TRUE(moved->ok()) << moved->error();
+  EXPECT_EQ(store_->Read("vm")->expires_unix_ms(), expires);
+  const absl::Time before = absl::Now();
+  EXPECT_EQ(WaitCode(child), 3);  // A graceful stop: the container's code.
+  EXPECT_LT(absl::Now() - before, absl::Seconds(30));
+  absl::StatusOr<VmState> ended = store_->Read("vm");
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->phase(), VmState::EXITED);
+  EXPECT_GE(ended->ended_unix_ms(), expires);
+}
+
+TEST_F(SupervisorTest, RemoveOnExitLeavesNothing) {
+  VmState state;
+  state.set_remove_on_exit(true);
+  std::string said;
+  const pid_t child = Start(kAgent, &said, false, state);
+  ASSERT_EQ(said, "ready");
+  const std::string dir = store_->VmDir("vm");
+  ASSERT_EQ(access(dir.c_str(), F_OK), 0);
+  ASSERT_EQ(kill(child, SIGTERM), 0);
+  EXPECT_EQ(WaitCode(child), 3);
+  EXPECT_NE(access(dir.c_str(), F_OK), 0);
+  EXPECT_EQ(store_->Read("vm").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(SupervisorTest, AVmmThatFailsToStartIsReportedAndRecorded) {
   std::string said;
   const pid_t child = Start(kAgent, &said, /*start_fails=*/true);
