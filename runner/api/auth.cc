@@ -1,7 +1,11 @@
 #include "runner/api/auth.h"
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -15,6 +19,7 @@
 #include "base/file.h"
 #include "base/sha256.h"
 #include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace fcvm::runner::api {
 namespace {
@@ -116,6 +121,65 @@ absl::StatusOr<std::string> MintAccessToken() {
   }
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+absl::StatusOr<AccessTokens> AccessTokens::Open(const std::string& path) {
+  const std::string dir = path.substr(0, path.rfind('/'));
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("mkdir ", dir));
+  }
+  if (access(path.c_str(), F_OK) != 0) {
+    // Written aside, then linked into place: a second `fcvm api` starting
+    // at the same moment either wins or reads the winner's whole key.
+    ASSIGN_OR_RETURN(const std::string key, MintAccessToken());
+    const std::string aside = absl::StrCat(path, ".", getpid());
+    {
+      UniqueFd fd(
+          open(aside.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+      if (!fd.valid()) return absl::ErrnoToStatus(errno, aside);
+      RETURN_IF_ERROR(WriteAll(fd.get(), key, aside));
+    }
+    const int linked = link(aside.c_str(), path.c_str());
+    const int link_errno = errno;
+    unlink(aside.c_str());
+    if (linked != 0 && link_errno != EEXIST) {
+      return absl::ErrnoToStatus(link_errno, absl::StrCat("link ", path));
+    }
+  }
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return absl::ErrnoToStatus(errno, path);
+  if ((st.st_mode & 077) != 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s: mode %04o lets others read the key sandboxes' access tokens "
+        "come from: chmod 600 it",
+        path, st.st_mode & 07777));
+  }
+  ASSIGN_OR_RETURN(std::string key, ReadFile(path));
+  key = std::string(absl::StripAsciiWhitespace(key));
+  if (key.size() < 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     ": too short for a key (delete it to make a new "
+                     "one; running sandboxes' tokens change)"));
+  }
+  return AccessTokens(std::move(key));
+}
+
+std::string AccessTokens::For(const std::string& name,
+                              const std::string& vm_id) const {
+  const std::string message = absl::StrCat(name, "\n", vm_id);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+       mac, &length);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(mac), length));
+}
+
+bool AccessTokens::Accepts(const std::string& name, const std::string& vm_id,
+                           absl::string_view presented) const {
+  return ConstantTimeEquals(For(name, vm_id), presented);
 }
 
 absl::StatusOr<std::string> BasicAuthUser(const std::string* header) {

@@ -45,6 +45,33 @@ class ApiKeys {
 // kernel (getrandom), as 64 hex digits.
 [[nodiscard]] absl::StatusOr<std::string> MintAccessToken();
 
+// Sandboxes' access tokens (X-Access-Token on the agent surface), derived
+// rather than kept: HMAC-SHA256(key, "<name>\n<vm id>") as 64 hex digits,
+// with one key per state store (<root>/api/access-token.key, 0600, made
+// on first use). So `fcvm api` restarted answers connect with the same
+// token, no token is written anywhere or passed on a command line, and a
+// VM recreated under the same name (a new id) gets a new one.
+class AccessTokens {
+ public:
+  // The key at `path`, made (32 random bytes, 0600; its directory 0700)
+  // if there is none. A key file others may read is refused.
+  [[nodiscard]] static absl::StatusOr<AccessTokens> Open(
+      const std::string& path);
+  // Tests.
+  static AccessTokens FromKey(std::string key) {
+    return AccessTokens(std::move(key));
+  }
+
+  std::string For(const std::string& name, const std::string& vm_id) const;
+  // Constant time in the token's bytes.
+  bool Accepts(const std::string& name, const std::string& vm_id,
+               absl::string_view presented) const;
+
+ private:
+  explicit AccessTokens(std::string key) : key_(std::move(key)) {}
+  std::string key_;
+};
+
 // The user of "Basic base64(user:password)" (E2B sends an empty password);
 // "" when `header` is absent (nullptr). InvalidArgument for another scheme,
 // bad base64, no ':' or a user name that is not a valid Unix name.

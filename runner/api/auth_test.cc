@@ -92,6 +92,36 @@ TEST(MintAccessToken, SixtyFourHexDigitsEachTimeNew) {
   EXPECT_EQ(seen.size(), 100u);
 }
 
+TEST(AccessTokens, DerivedFromAKeyMadeOnceAndKept) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/tokens");
+  const std::string path = dir + "/api/access-token.key";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  absl::StatusOr<AccessTokens> made = AccessTokens::Open(path);
+  ASSERT_TRUE(made.ok()) << made.status();
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string token = made->For("sbx-1", "00000000000000aa");
+  EXPECT_EQ(token.size(), 64u);
+  EXPECT_TRUE(made->Accepts("sbx-1", "00000000000000aa", token));
+  // Another VM, or the same name with a new id: another token.
+  EXPECT_NE(made->For("sbx-2", "00000000000000aa"), token);
+  EXPECT_NE(made->For("sbx-1", "00000000000000ab"), token);
+  EXPECT_FALSE(made->Accepts("sbx-1", "00000000000000aa", token.substr(1)));
+  // A second start (fcvm api restarted) reads the same key.
+  absl::StatusOr<AccessTokens> again = AccessTokens::Open(path);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->For("sbx-1", "00000000000000aa"), token);
+  // HMAC-SHA256 as `printf 'what do ya want\nfor nothing?' | openssl dgst
+  // -sha256 -hmac Jefe` computes it.
+  EXPECT_EQ(
+      AccessTokens::FromKey("Jefe").For("what do ya want", "for nothing?"),
+      "50ff9fd552ba6f7d7aea9a88e93f2ebee2870bf860cfd7a2b6cf2cbbed92a13e");
+  ASSERT_EQ(chmod(path.c_str(), 0644), 0);
+  EXPECT_EQ(AccessTokens::Open(path).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST(BasicAuthUser, AsTheSdkSendsIt) {
   const std::string user = "Basic " + absl::Base64Escape("user:");
   EXPECT_EQ(user, "Basic dXNlcjo=");  // The SDK's header for "user".

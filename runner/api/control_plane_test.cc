@@ -15,6 +15,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/file.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -38,7 +40,8 @@ class ControlPlaneTest : public ::testing::Test {
         absl::StrCat(std::getenv("TEST_TMPDIR"), "/store", ++counter));
     auto keys = ApiKeys::FromList({kKey}, "test");
     ASSERT_TRUE(keys.ok());
-    plane_.emplace(*store_, *keys,
+    plane_.emplace(*store_, *keys, AccessTokens::FromKey(std::string(32, 'k')),
+                   CreateOptions(),
                    [this](const std::string& line) { log_.push_back(line); });
   }
   void TearDown() override {
@@ -110,10 +113,12 @@ class ControlPlaneTest : public ::testing::Test {
 
   Response Call(const std::string& method, const std::string& path,
                 std::vector<std::pair<std::string, std::string>> query = {},
-                std::optional<std::string> key = kKey) {
+                std::optional<std::string> key = kKey,
+                const std::string& body = "") {
     Request request;
     request.method = method;
     request.path = path;
+    request.body = body;
     request.query = std::move(query);
     request.peer = "test";
     if (key) request.headers.emplace_back("x-api-key", *key);
@@ -238,14 +243,107 @@ TEST_F(ControlPlaneTest, KillStopsAndRemovesTheVmThenAnswers404) {
             404);
 }
 
+// What create asks `fcvm run` for, read from the argv it ran; and how a
+// refused run is told. (A created VM: //tests/runner:api_test.)
+TEST_F(ControlPlaneTest, CreateRunsFcvmRunDetachedWithTheSandboxsFlags) {
+  const std::string argv_file =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/argv");
+  CreateOptions create;
+  create.fcvm_argv = {"/bin/sh", "-c",
+                      "printf '%s\\n' \"$@\" > " + argv_file +
+                          "; echo 'fcvm: no image named nope' >&2; exit 1",
+                      "fcvm"};
+  create.base_template = "busybox-httpd";
+  plane_.emplace(*store_, *ApiKeys::FromList({kKey}, "test"),
+                 AccessTokens::FromKey(std::string(32, 'k')), create,
+                 [this](const std::string& line) { log_.push_back(line); });
+  Response r = Call("POST", "/v2/sandboxes", {}, kKey,
+                    R"({"templateID":"base","timeout":30,"metadata":{"a":"1"},)"
+                    R"("envVars":{"GREETING":"hi there"},"newField":true})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("no image named nope"));
+  const std::string argv = *ReadFile(argv_file);
+  EXPECT_THAT(argv, HasSubstr("run\n--detach\n--rm\n--name\nsbx-"));
+  EXPECT_THAT(argv, HasSubstr("\n--timeout=30\n--api-template=base\n"
+                              "--label=a=1\n--env=GREETING=hi there\n"
+                              "busybox-httpd\n"));
+  // The unknown field was ignored and said once.
+  int said = 0;
+  for (const std::string& line : log_) {
+    said += absl::StrContains(line, "newField") ? 1 : 0;
+  }
+  EXPECT_EQ(said, 1);
+  (void)Call("POST", "/sandboxes", {}, kKey,
+             R"({"templateID":"x","newField":1})");
+  said = 0;
+  for (const std::string& line : log_) {
+    said += absl::StrContains(line, "newField") ? 1 : 0;
+  }
+  EXPECT_EQ(said, 1);
+  // Bad requests never reach fcvm run.
+  for (const std::string& body :
+       {std::string("{"), std::string(R"({"templateID":""})"),
+        std::string(R"({"templateID":"base","timeout":0})"),
+        std::string(R"({"templateID":"--privileged"})"),
+        std::string(R"({"templateID":"base","timeout":"soon"})"),
+        std::string(R"({"templateID":"base","envVars":{"A-B":"x"}})"),
+        std::string(R"({"templateID":"base","metadata":{"a=b":"x"}})")}) {
+    Response bad = Call("POST", "/v2/sandboxes", {}, kKey, body);
+    EXPECT_EQ(bad.status, 400) << body << " -> " << bad.body;
+    EXPECT_EQ(Parse(bad).struct_value().fields().at("code").number_value(),
+              400);
+  }
+}
+
+TEST_F(ControlPlaneTest, ConnectAnswersTheSandboxWithItsDerivedToken) {
+  VmState state = New("web", VmState::RUNNING, 1000);
+  state.set_api_template("base");
+  (*state.mutable_labels())["purpose"] = "test";
+  state.set_expires_unix_ms(absl::ToUnixMillis(absl::Now()) + 600'000);
+  auto lease = store_->Create(state);
+  ASSERT_TRUE(lease.ok());
+  Response r = Call("POST", "/v2/sandboxes/web/connect", {}, kKey, "{}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const google::protobuf::Value parsed = Parse(r);
+  const auto& fields = parsed.struct_value().fields();
+  EXPECT_EQ(fields.at("sandboxID").string_value(), "web");
+  EXPECT_EQ(fields.at("templateID").string_value(), "base");
+  EXPECT_EQ(fields.at("envdAccessToken").string_value(),
+            AccessTokens::FromKey(std::string(32, 'k'))
+                .For("web", "00000000000000aa"));
+  Response info = Call("GET", "/sandboxes/web");
+  const google::protobuf::Value parsed_info = Parse(info);
+  const auto& detail = parsed_info.struct_value().fields();
+  EXPECT_EQ(detail.at("metadata")
+                .struct_value()
+                .fields()
+                .at("purpose")
+                .string_value(),
+            "test");
+  EXPECT_FALSE(detail.at("endAt").string_value().empty());
+  // Moving its end needs its supervisor: none listens here.
+  Response moved =
+      Call("POST", "/sandboxes/web/timeout", {}, kKey, R"({"timeout":60})");
+  EXPECT_EQ(moved.status, 409) << moved.body;
+  EXPECT_EQ(
+      Call("POST", "/sandboxes/web/timeout", {}, kKey, R"({"timeout":-1})")
+          .status,
+      400);
+  EXPECT_EQ(
+      Call("POST", "/sandboxes/gone/timeout", {}, kKey, R"({"timeout":60})")
+          .status,
+      404);
+  EXPECT_EQ(Call("POST", "/sandboxes/gone/connect", {}, kKey, "{}").status,
+            404);
+}
+
 TEST_F(ControlPlaneTest, RoutesNotServedYetSay501AndUnknownOnes404) {
   Live("web", VmState::RUNNING, 1000);
+  EXPECT_THAT(
+      Call("POST", "/v2/sandboxes", {}, kKey, R"({"templateID":"x"})").body,
+      HasSubstr("cannot create"));
   for (const auto& [method, path] :
        std::vector<std::pair<std::string, std::string>>{
-           {"POST", "/v2/sandboxes"},
-           {"POST", "/sandboxes"},
-           {"POST", "/sandboxes/web/timeout"},
-           {"POST", "/v2/sandboxes/web/connect"},
            {"POST", "/sandboxes/web/pause"},
            {"GET", "/sandboxes/web/metrics"}}) {
     Response r = Call(method, path);

@@ -34,9 +34,18 @@ absl::Status ServeUntilSignalled(StateStore& store, const ApiOptions& options) {
   ASSIGN_OR_RETURN(Listener listener,
                    Listen(address, "--api-listen", options.allow_remote));
   auto log = [](const std::string& line) { std::cerr << line << "\n"; };
-  ControlPlane plane(store, std::move(keys), [](const std::string& line) {
-    std::cerr << "fcvm api: " << line << "\n";
-  });
+  RETURN_IF_ERROR(EnsurePrivateDir(store.root()));
+  RETURN_IF_ERROR(EnsurePrivateDir(absl::StrCat(store.root(), "/api")));
+  ASSIGN_OR_RETURN(
+      AccessTokens tokens,
+      AccessTokens::Open(absl::StrCat(store.root(), "/api/access-token.key")));
+  CreateOptions create;
+  create.fcvm_argv = options.fcvm_argv;
+  create.base_template = options.base_template;
+  ControlPlane plane(store, std::move(keys), std::move(tokens),
+                     std::move(create), [](const std::string& line) {
+                       std::cerr << "fcvm api: " << line << "\n";
+                     });
   ServerOptions server_options;
   server_options.name = "control plane";
   server_options.max_connections = options.max_connections;

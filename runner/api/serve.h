@@ -4,6 +4,7 @@
 // `fcvm api`: the control plane on --api-listen until SIGINT or SIGTERM.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -18,6 +19,9 @@ struct ApiOptions {
   unsigned max_connections = 512;
   size_t max_body_bytes = 64 << 20;
   absl::Duration idle_timeout = absl::Seconds(90);
+  // How create runs `fcvm run` (control_plane.h).
+  std::vector<std::string> fcvm_argv;
+  std::string base_template = "busybox-httpd";
 };
 
 // Checks the options (a bad listen address or keys file is an error before

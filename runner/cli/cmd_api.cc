@@ -22,12 +22,17 @@ Command ApiCommand() {
             app.add_option("--api-keys-file", options->api_keys_file,
                            "API keys, one per line (mode 0600)")
                 ->required();
+            app.add_option("--base-template", options->base_template,
+                           "what E2B's default template \"base\" runs: an "
+                           "image or an fcvm template")
+                ->capture_default_str();
             app.add_option("--max-connections", options->max_connections,
                            "connections served at once")
                 ->capture_default_str();
             return [&ctx, options] {
               api::ApiOptions resolved = *options;
               resolved.api_keys_file = ctx.Resolve(resolved.api_keys_file);
+              resolved.fcvm_argv = ctx.GlobalArgv();
               absl::Status served =
                   api::ServeUntilSignalled(ctx.store, resolved);
               return served.ok() ? 0 : Complain(1, served);

@@ -114,6 +114,26 @@ std::vector<std::string> Context::SelfArgv() const {
           absl::StrCat("--state_dir=", store.root())};
 }
 
+std::vector<std::string> Context::GlobalArgv() const {
+  std::vector<std::string> argv = SelfArgv();
+  auto add = [&argv](const char* flag, const std::string& value) {
+    if (!value.empty()) argv.push_back(absl::StrCat(flag, "=", value));
+  };
+  add("--kernel", assets.kernel);
+  add("--rootfs", assets.rootfs);
+  add("--arch", arch);
+  add("--firecracker", firecracker);
+  add("--assets", Resolve(assets_dir));
+  add("--cache_max_bytes", cache_max_bytes);
+  for (const auto& [name, path] : assets.oci) {
+    add("--oci", absl::StrCat(name, "=", path));
+  }
+  for (const auto& [name, path] : assets.image_rootfs) {
+    add("--image-rootfs", absl::StrCat(name, "=", path));
+  }
+  return argv;
+}
+
 std::vector<std::string> Context::HolderArgv() const {
   std::vector<std::string> argv = SelfArgv();
   argv.push_back("netns-holder");

@@ -58,6 +58,10 @@ struct Context {
   // This program and its --state_dir: how to run fcvm again (the memory
   // server a uffd clone starts).
   std::vector<std::string> SelfArgv() const;
+  // SelfArgv() and every other global flag as given (paths made absolute):
+  // how to run another fcvm command with the same assets (`fcvm api`'s
+  // create runs `fcvm run -d`).
+  std::vector<std::string> GlobalArgv() const;
 };
 
 }  // namespace fcvm::runner

@@ -2,7 +2,7 @@
 # //runner:vm (and vm_x86_64, vm_aarch64): `fcvm run "$@"` with the kernel,
 # base.ext4, OCI images and baked image root filesystems this launcher
 # carries as runfiles (listed in <launcher>_assets.txt); //runner:template:
-# `fcvm template "$@"` with them. Global fcvm flags come from the environment
+# `fcvm template "$@"` with them; //runner:api: `fcvm api "$@"`. Global fcvm flags come from the environment
 # (FCVM_STATE_DIR, FCVM_FIRECRACKER).
 set -euo pipefail
 launcher="$(basename "$0")"
@@ -29,6 +29,7 @@ while read -r flag; do
 done <"${root}/runner/cli/${launcher}_assets.txt"
 case "${launcher}" in
   template*) command=template ;;
+  api) command=api ;;
   *) command=run ;;
 esac
 exec "${root}/runner/fcvm" "${flags[@]}" "${command}" "$@"

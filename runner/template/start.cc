@@ -67,6 +67,7 @@ int RunTemplate(StateStore& store, const RunFlags& flags,
       PlanClone(*manifest, dir, name, MemoryBackend::kFile, flags.detach,
                 store.root(), *seeds, ports->front());
   if (!launch.ok()) return Say(1, std::string(launch.status().message()));
+  ApplyKeeping(flags, seeds->now_unix_ms, launch->state);
   std::fprintf(stderr, "fcvm: %s: template %s (key %s, built %s ago)\n",
                name.c_str(), tag.c_str(), manifest->template_key().c_str(),
                absl::FormatDuration(

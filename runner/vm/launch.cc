@@ -157,6 +157,18 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
   return absl::StrCat(name, "-", suffix);
 }
 
+void ApplyKeeping(const RunFlags& flags, int64_t now_unix_ms, VmState& state) {
+  for (const auto& [key, value] : flags.labels) {
+    (*state.mutable_labels())[key] = value;
+  }
+  if (flags.timeout_seconds > 0) {
+    state.set_expires_unix_ms(now_unix_ms +
+                              int64_t{1000} * flags.timeout_seconds);
+  }
+  state.set_remove_on_exit(flags.remove_on_exit);
+  state.set_api_template(flags.api_template);
+}
+
 [[nodiscard]] absl::StatusOr<Launch> PlanLaunch(const RunFlags& flags,
                                                 const HostFacts& facts,
                                                 const LaunchSeeds& seeds) {
@@ -198,16 +210,7 @@ std::string NameFromImage(const std::string& image, const std::string& suffix) {
   state.set_assets(facts.assets);
   state.set_created_unix_ms(seeds.now_unix_ms);
   state.set_log_max_bytes(flags.log_max_bytes);
-  for (const auto& [key, value] : flags.labels) {
-    (*state.mutable_labels())[key] = value;
-  }
-  if (flags.timeout_seconds > 0) {
-    state.set_expires_unix_ms(seeds.now_unix_ms +
-                              int64_t{1000} * flags.timeout_seconds);
-  }
-  state.set_remove_on_exit(flags.remove_on_exit);
-  state.set_api_template(flags.api_template);
-  state.set_api_token_sha256(flags.api_token_sha256);
+  ApplyKeeping(flags, seeds.now_unix_ms, state);
   state.set_disk(absl::StrCat(dir, "/disk.img"));
 
   // Ports: the user's; else a local image's exposed ones, on free ports of

@@ -108,6 +108,11 @@ struct Launch {
                                                 const HostFacts& facts,
                                                 const LaunchSeeds& seeds);
 
+// What a run's flags say about keeping the VM, into its state: --label,
+// --timeout (counted from `now_unix_ms`), --rm, --api-template. Every way
+// of starting a VM from flags (an image, a template) applies it.
+void ApplyKeeping(const RunFlags& flags, int64_t now_unix_ms, VmState& state);
+
 // Gives a TAP-mode launch its /30 (chosen under the store's lock): the
 // network state, the NIC, the guest's network identity; then checks the
 // plan again. Pure.

@@ -1,5 +1,9 @@
 #include "runner/vm/remove.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "runner/state/lease.h"
@@ -28,6 +32,8 @@ namespace fcvm::runner {
     }
     ASSIGN_OR_RETURN(StopResult stopped, StopVm(store, name, stop_timeout));
     result.stopped = stopped.was_running;
+    // A VM run with --rm: its supervisor removed it as it ended.
+    if (access(dir.c_str(), F_OK) != 0 && errno == ENOENT) return result;
   }
   absl::StatusOr<std::optional<Lease>> taken = Lease::TryTake(dir);
   if (!taken.ok() && !absl::IsNotFound(taken.status())) return taken.status();

@@ -198,7 +198,6 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   app.add_flag("--rm", v->rm, "remove the VM once it has ended");
   // For `fcvm api` (runner/api/sandboxes.h), not for users.
   app.add_option("--api-template", v->api_template)->group("");
-  app.add_option("--api-token-sha256", v->api_token_sha256)->group("");
   app.prefix_command();
 }
 
@@ -264,14 +263,6 @@ void AddRunFlags(CLI::App& app, RunFlagValues* v) {
   flags.timeout_seconds = v.timeout;
   flags.remove_on_exit = v.rm;
   flags.api_template = v.api_template;
-  if (!v.api_token_sha256.empty() &&
-      (v.api_token_sha256.size() != 64 ||
-       v.api_token_sha256.find_first_not_of("0123456789abcdef") !=
-           std::string::npos)) {
-    return Bad("--api-token-sha256", v.api_token_sha256,
-               "expected 64 lowercase hex digits");
-  }
-  flags.api_token_sha256 = v.api_token_sha256;
   size_t i = 0;
   if (i < remaining.size() && remaining[i] == "--")
     ++i;

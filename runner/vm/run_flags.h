@@ -60,9 +60,8 @@ struct RunFlags {
   // --rm (Podman's): the VM's directory is removed once it has ended.
   bool remove_on_exit = false;
   // Hidden, for `fcvm api`'s create: the E2B template the sandbox was asked
-  // for, and the SHA-256 (hex) of its access token.
+  // for.
   std::string api_template;
-  std::string api_token_sha256;
 };
 
 // The values as CLI11 collects them, before checking.
@@ -78,7 +77,7 @@ struct RunFlagValues {
   std::vector<std::string> label;
   uint32_t timeout = 0;
   bool rm = false;
-  std::string api_template, api_token_sha256;
+  std::string api_template;
 };
 
 // Declares run's flags on `app` (a prefix command: parsing stops at IMAGE,

@@ -158,8 +158,6 @@ TEST(RunFlagsTest, LabelsTimeoutAndRm) {
               HasSubstr("--label '==v': expected KEY=VALUE"));
   EXPECT_THAT(Parse({"--timeout", "soon", "img"}).status().message(),
               HasSubstr("--timeout"));
-  EXPECT_THAT(Parse({"--api-token-sha256", "XYZ", "img"}).status().message(),
-              HasSubstr("64 lowercase hex digits"));
 }
 
 TEST(RunFlagsTest, ErrorsNameTheFlagAndValue) {
